@@ -1,0 +1,26 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (what CI runs).
+# Both set up a local virtual environment first; every install goes through constraints.txt so the
+# tested versions (and the local CPU build of torch, once a model needs it) are what you get.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint setup clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/collapsebench demo --out results/demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .ruff_cache

@@ -1,0 +1,195 @@
+"""Reference generative models for the analytic worlds: Gaussian MLE, Gaussian mixture, KDE."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from collapsebench.models import GenerativeModel, WeightedData, register_model
+
+
+def _as_2d(samples: np.ndarray) -> np.ndarray:
+    samples = np.asarray(samples, dtype=np.float64)
+    if samples.ndim != 2:
+        raise ValueError(f"this model takes (n, d) vectors, got samples of shape {samples.shape}")
+    return samples
+
+
+@register_model("gaussian")
+class GaussianMLE(GenerativeModel):
+    """A multivariate Gaussian fitted by (weighted) maximum likelihood.
+
+    ``unbiased=True`` uses the unbiased covariance with reliability weights, Σ wᵢ(xᵢ−μ)(xᵢ−μ)ᵀ / (1 − Σ wᵢ²)
+    for normalized weights; with uniform weights that is the usual 1/(n−1) estimator, the one of
+    the seed paper's collapse warm-up. ``unbiased=False`` is the plain MLE (1/n).
+    """
+
+    def __init__(self, unbiased: bool = True) -> None:
+        self.unbiased = unbiased
+        self.mean_: np.ndarray | None = None
+        self.cov_: np.ndarray | None = None
+
+    def fit(self, data: WeightedData, rng: np.random.Generator) -> None:
+        x, w = _as_2d(data.samples), data.weights
+        if len(x) < 2:
+            raise ValueError("the Gaussian needs at least 2 training items with positive weight")
+        mean = w @ x
+        centered = x - mean
+        scatter = (centered * w[:, None]).T @ centered
+        self.mean_ = mean
+        self.cov_ = scatter / (1.0 - np.sum(w**2)) if self.unbiased else scatter
+
+    def _fitted(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.mean_ is None or self.cov_ is None:
+            raise RuntimeError("the model is not fitted")
+        return self.mean_, self.cov_
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        mean, cov = self._fitted()
+        # eigh rather than Cholesky: a collapsed (singular) covariance still samples.
+        eigenvalues, eigenvectors = np.linalg.eigh(cov)
+        root = eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
+        return mean + rng.standard_normal((n, mean.size)) @ root.T
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        from scipy.stats import multivariate_normal
+
+        mean, cov = self._fitted()
+        return np.atleast_1d(multivariate_normal(mean, cov, allow_singular=True).logpdf(_as_2d(x)))
+
+    def covariance(self) -> np.ndarray:
+        return self._fitted()[1]
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        mean, cov = self._fitted()
+        return {"mean": mean, "cov": cov}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.mean_, self.cov_ = np.asarray(state["mean"], float), np.asarray(state["cov"], float)
+
+
+@register_model("gmm")
+class GaussianMixtureModel(GenerativeModel):
+    """scikit-learn's ``GaussianMixture`` (EM), warm-started from the previous generation's mixture.
+
+    It has no sample weights: weighted pools are turned into a training set by systematic resampling
+    (``WeightedData.resample``), which returns the pool itself when the weights are uniform.
+    """
+
+    _FITTED = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+
+    def __init__(
+        self,
+        n_components: int = 8,
+        covariance_type: Literal["full", "tied", "diag", "spherical"] = "full",
+        max_iter: int = 100,
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        warm_start: bool = True,
+    ) -> None:
+        from sklearn.mixture import GaussianMixture
+
+        self._mixture = GaussianMixture(
+            n_components=n_components,
+            covariance_type=covariance_type,
+            max_iter=max_iter,
+            tol=tol,
+            reg_covar=reg_covar,
+            warm_start=warm_start,
+        )
+
+    def fit(self, data: WeightedData, rng: np.random.Generator) -> None:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        x = _as_2d(data.samples if data.is_uniform else data.resample(rng))
+        if len(x) < self._mixture.n_components:
+            raise ValueError(f"{len(x)} training items for {self._mixture.n_components} mixture components")
+        self._mixture.random_state = int(rng.integers(2**31))
+        with warnings.catch_warnings():
+            # A lineage that collapsed converges slowly: that is the phenomenon, not a fault.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self._mixture.fit(x)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        mixture = self._mixture
+        counts = rng.multinomial(n, mixture.weights_ / mixture.weights_.sum())
+        covariances = self._full_covariances()
+        parts = [
+            rng.multivariate_normal(mean, cov, size=count, method="eigh")
+            for mean, cov, count in zip(mixture.means_, covariances, counts, strict=True)
+        ]
+        return rng.permutation(np.concatenate(parts))
+
+    def _full_covariances(self) -> np.ndarray:
+        mixture = self._mixture
+        k, d = mixture.means_.shape
+        kind = mixture.covariance_type
+        if kind == "full":
+            return mixture.covariances_
+        if kind == "tied":
+            return np.broadcast_to(mixture.covariances_, (k, d, d))
+        variances = mixture.covariances_ if kind == "diag" else np.repeat(mixture.covariances_[:, None], d, axis=1)
+        return np.stack([np.diag(v) for v in variances])
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        return self._mixture.score_samples(_as_2d(x))
+
+    def covariance(self) -> np.ndarray:
+        weights, means = self._mixture.weights_, self._mixture.means_
+        overall = weights @ means
+        within = np.einsum("k,kij->ij", weights, self._full_covariances())
+        between = np.einsum("k,ki,kj->ij", weights, means - overall, means - overall)
+        return within + between
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {name: np.asarray(getattr(self._mixture, name)) for name in self._FITTED}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        for name in self._FITTED:
+            setattr(self._mixture, name, np.asarray(state[name], dtype=np.float64))
+        self._mixture.n_features_in_ = self._mixture.means_.shape[1]
+        self._mixture.converged_, self._mixture.n_iter_, self._mixture.lower_bound_ = True, 0, -np.inf
+
+
+@register_model("kde")
+class KernelDensityModel(GenerativeModel):
+    """A Gaussian kernel density estimate on the (weighted) training items.
+
+    Refitting a KDE on its own samples adds the kernel's variance every generation: the opposite
+    failure to the Gaussian's shrinkage, and a useful contrast.
+    """
+
+    def __init__(self, bandwidth: float | Literal["scott", "silverman"] = "scott") -> None:
+        self.bandwidth = bandwidth
+        self._kde: Any = None
+
+    def fit(self, data: WeightedData, rng: np.random.Generator) -> None:
+        from sklearn.neighbors import KernelDensity
+
+        self._kde = KernelDensity(kernel="gaussian", bandwidth=self.bandwidth)
+        self._kde.fit(_as_2d(data.samples), sample_weight=data.weights)
+
+    def _fitted(self) -> Any:
+        if self._kde is None:
+            raise RuntimeError("the model is not fitted")
+        return self._kde
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        kde = self._fitted()
+        data, weights = np.asarray(kde.tree_.data), np.asarray(kde.tree_.sample_weight)
+        centers = data[rng.choice(len(data), size=n, p=weights / weights.sum())]
+        return centers + kde.bandwidth_ * rng.standard_normal(centers.shape)
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        return self._fitted().score_samples(_as_2d(x))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        kde = self._fitted()
+        return {"data": np.asarray(kde.tree_.data), "weights": np.asarray(kde.tree_.sample_weight)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        weights = np.asarray(state["weights"], dtype=np.float64)
+        self.fit(WeightedData(np.asarray(state["data"], dtype=np.float64), weights / weights.sum()), np.random.default_rng(0))

@@ -1,0 +1,70 @@
+"""collapsebench: a benchmark suite for model collapse.
+
+    import collapsebench as cb
+    env = cb.make("Gaussian-mix-v0")
+    policy = cb.make_policy("lambda-mix", lam=0.5)
+"""
+
+from importlib import import_module
+from importlib.metadata import entry_points
+
+from collapsebench.env import CollapseEnv
+from collapsebench.models import GenerativeModel, WeightedData, make_model, register_model
+from collapsebench.policies import CurationPolicy, PoolView, make_policy, register_policy
+from collapsebench.pool import EMPTY, REAL, Pool
+from collapsebench.registration import env_doc, list_envs, make, register_env, spec
+from collapsebench.runner import evaluate
+from collapsebench.scoring import register_metric
+
+__version__ = "0.1.0"
+
+
+def list_policies() -> list[str]:
+    from collapsebench.policies import POLICIES
+
+    return list(POLICIES)
+
+
+def list_models() -> list[str]:
+    from collapsebench.models import MODELS
+
+    return list(MODELS)
+
+
+def _load_catalog() -> None:
+    """Register the bundled envs and baselines, then any third-party plugin packages.
+
+    A plugin declares ``[project.entry-points."collapsebench.plugins"] name = "package.module"``;
+    importing that module registers its envs, policies or models. Registration stores names only.
+    """
+    import_module("collapsebench.envs")
+    import_module("collapsebench.baselines")
+    for plugin in entry_points(group="collapsebench.plugins"):
+        plugin.load()
+
+
+_load_catalog()
+
+__all__ = [
+    "EMPTY",
+    "REAL",
+    "CollapseEnv",
+    "CurationPolicy",
+    "GenerativeModel",
+    "Pool",
+    "PoolView",
+    "WeightedData",
+    "env_doc",
+    "evaluate",
+    "list_envs",
+    "list_models",
+    "list_policies",
+    "make",
+    "make_model",
+    "make_policy",
+    "register_env",
+    "register_metric",
+    "register_model",
+    "register_policy",
+    "spec",
+]

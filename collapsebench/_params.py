@@ -1,0 +1,19 @@
+"""Capture the constructor arguments of policies and models, so results record exactly what ran."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+
+def bound_params(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments ``cls(*args, **kwargs)`` binds, defaults included, keyed by parameter name."""
+    signature = inspect.signature(cls.__init__)
+    bound = signature.bind(None, *args, **kwargs)
+    bound.apply_defaults()
+    params = dict(bound.arguments)
+    params.pop(next(iter(signature.parameters)))  # self
+    for name, parameter in signature.parameters.items():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD and name in params:
+            params.update(params.pop(name))
+    return params

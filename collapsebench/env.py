@@ -1,0 +1,289 @@
+"""``CollapseEnv``: one lineage of generative models retrained on a contaminated data pool.
+
+The env is generic; an env *family* (``envs/``) supplies the real data and its defaults, the id picks
+the pool dynamics. One ``step`` is one generation, in four stages::
+
+    weights = curation_policy(obs)                      # the action
+    1. train   model_t on the pool, weighted by the action (warm-starting from model_{t-1})
+    2. sample  n_synthetic items of model_t (and n_eval more to score it)
+    3. score   model_t against the held-out real test split
+    4. update  the pool by the dynamics (replace / mix / accumulate / fresh)
+"""
+
+from __future__ import annotations
+
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from collapsebench._params import bound_params
+from collapsebench.data import RealData, RealSplit
+from collapsebench.models import GenerativeModel, WeightedData, make_model
+from collapsebench.pool import DYNAMICS, EMPTY, REAL, Pool, PoolDynamics, PoolUpdate
+from collapsebench.scoring import STANDARD_METRICS, Evaluation, FeatureMap, flatten_features, score
+
+Observation = dict[str, Any]
+
+# Independent random streams, so that e.g. changing n_eval never changes the training data.
+_DATA, _FIT, _SAMPLE, _EVAL, _FRESH, _METRIC = range(1, 7)
+
+
+class CollapseEnv(gym.Env[Observation, np.ndarray]):
+    """A lineage of generative models, each trained on a pool polluted by its predecessors.
+
+    **Observation** (``spaces.Dict``), for a pool of fixed ``capacity`` slots:
+      - ``samples``: (capacity, *sample_shape) float64, the pool's items; empty slots are 0.
+      - ``origin``: (capacity,) int64, -1 for a real item, g ≥ 0 for a sample of generation g,
+        -2 for an empty slot.
+      - ``valid``: (capacity,) int8, 1 for an occupied slot.
+      - ``generation``: the generation the next ``step`` trains (0 after ``reset``).
+
+    **Action**: (capacity,) weights in [0, 1]; the training distribution is proportional to the
+    weights over valid items (weight on empty slots is ignored). Wrong shape, NaN/inf, negative
+    weights, weights above 1, or no weight on any valid item raise ``ValueError`` and change nothing.
+
+    **Reward**: minus the env's headline metric (``headline_metric``) of the model trained this step.
+
+    **Termination**: never terminated; truncated after ``generations + 1`` steps (t = 0, ..., T).
+
+    **Info**: ``generation`` (the one just trained), ``metrics`` (dict of collapse metrics),
+    ``n_train`` (items with positive weight), ``effective_train_size`` (Kish).
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> CollapseEnv:
+        instance = super().__new__(cls)
+        instance.config = bound_params(cls, args, kwargs)
+        return instance
+
+    def __init__(
+        self,
+        real_data: RealData,
+        *,
+        dynamics: str = "mix",
+        n_real: int = 100,
+        n_synthetic: int | None = None,
+        n_test: int = 1000,
+        n_eval: int = 1000,
+        generations: int = 100,
+        model: str | GenerativeModel = "gaussian",
+        model_kwargs: dict[str, Any] | None = None,
+        warm_start: bool = True,
+        headline_metric: str = "fd",
+        metrics: tuple[str, ...] = STANDARD_METRICS,
+        nearest_k: int = 3,
+        w2_exact_max_pairs: int = 4_000_000,
+        features: FeatureMap | None = None,
+    ) -> None:
+        for name, value, low in (("n_real", n_real, 1), ("n_test", n_test, nearest_k + 1),
+                                 ("n_eval", n_eval, nearest_k + 1), ("generations", generations, 0)):
+            if int(value) != value or value < low:
+                raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+        if headline_metric not in metrics:
+            raise ValueError(f"headline_metric {headline_metric!r} is not among the metrics {metrics}")
+        if isinstance(model, GenerativeModel) and model_kwargs:
+            raise ValueError("model_kwargs only apply when model is a registered name")
+
+        self.real_data = real_data
+        self.dynamics_name = dynamics
+        self.dynamics: PoolDynamics = DYNAMICS.make(dynamics)
+        self.n_real = int(n_real)
+        self.n_synthetic = int(n_real if n_synthetic is None else n_synthetic)
+        self.n_test, self.n_eval, self.generations = int(n_test), int(n_eval), int(generations)
+        self._model_template = model if isinstance(model, GenerativeModel) else make_model(model, **(model_kwargs or {}))
+        self.warm_start = warm_start
+        self.headline_metric = headline_metric
+        self.metrics = tuple(metrics)
+        self.nearest_k = nearest_k
+        self.w2_exact_max_pairs = w2_exact_max_pairs
+        self.features = features or flatten_features
+        self.capacity = self.dynamics.capacity(self.n_real, self.n_synthetic, self.generations)
+
+        sample_shape = tuple(real_data.sample_shape)
+        self.observation_space = spaces.Dict(
+            {
+                "samples": spaces.Box(-np.inf, np.inf, (self.capacity, *sample_shape), np.float64),
+                "origin": spaces.Box(EMPTY, self.generations, (self.capacity,), np.int64),
+                "valid": spaces.MultiBinary(self.capacity),
+                "generation": spaces.Discrete(self.generations + 2),
+            }
+        )
+        self.action_space = spaces.Box(0.0, 1.0, (self.capacity,), np.float64)
+
+        self._root_seed: int | None = None
+        self._split: RealSplit | None = None
+        self._pool: Pool | None = None
+        self._model: GenerativeModel | None = None
+        self._generation = 0
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Observation, dict]:
+        super().reset(seed=seed)
+        self._root_seed = int(self.np_random.integers(2**63))
+        self._split = self.real_data.split(self.n_test, self._rng(_DATA, 0))
+        self._real_test_features = self.features(self._split.test)
+        population = getattr(self.real_data, "population_covariance", None)
+        self._reference_covariance = (
+            population if population is not None and self.features is flatten_features
+            else np.atleast_2d(np.cov(self._real_test_features, rowvar=False))
+        )
+        self._pool = Pool.of(self._split.draw_train(self.n_real, self._rng(_DATA, 1)), REAL)
+        self._model = None
+        self._generation = 0
+        return self._observation(), {"generation": 0}
+
+    def step(self, action: np.ndarray) -> tuple[Observation, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._pool is None:
+            raise RuntimeError("call reset() before step()")
+        if self._generation > self.generations:
+            raise RuntimeError(f"the episode ended after {self.generations + 1} generations; call reset()")
+        generation, pool = self._generation, self._pool
+        weights = self.training_weights(action)  # raises before anything changes
+        kept = weights > 0
+        train = WeightedData(pool.samples[kept], weights[kept])
+        synthetic_fraction = float(weights[~pool.is_real].sum())
+
+        # 1. train (a copy: the env only commits a generation that finished)
+        model = self._model.clone() if (self.warm_start and self._model is not None) else self._model_template.clone()
+        model.fit(train, self._rng(_FIT, generation))
+        # 2. sample
+        new_samples = np.asarray(model.sample(self.n_synthetic, self._rng(_SAMPLE, generation)), dtype=np.float64)
+        eval_samples = np.asarray(model.sample(self.n_eval, self._rng(_EVAL, generation)), dtype=np.float64)
+        # 3. score
+        evaluation = Evaluation(
+            model=model,
+            samples=eval_samples,
+            real_test=self._split.test,
+            real_test_features=self._real_test_features,
+            reference_covariance=self._reference_covariance,
+            synthetic_fraction=synthetic_fraction,
+            features=self.features,
+            identity_features=self.features is flatten_features,
+            nearest_k=self.nearest_k,
+            w2_exact_max_pairs=self.w2_exact_max_pairs,
+            seed=int(self._rng(_METRIC, generation).integers(2**31)),
+        )
+        metrics = score(evaluation, self.metrics)
+        # 4. update the pool
+        fresh = self._split.draw_train(self.n_real, self._rng(_FRESH, generation)) if self.dynamics.needs_fresh_real else None
+        next_pool = self.dynamics.update(PoolUpdate(pool, new_samples, generation, fresh))
+
+        self._model, self._pool, self._generation = model, next_pool, generation + 1
+        info = {
+            "generation": generation,
+            "metrics": metrics,
+            "n_train": len(train),
+            "effective_train_size": train.effective_size,
+        }
+        truncated = self._generation > self.generations
+        return self._observation(), -metrics[self.headline_metric], False, truncated, info
+
+    # ------------------------------------------------------------------ the contract, spelled out
+    def training_weights(self, action: np.ndarray) -> np.ndarray:
+        """Validate an action and return the normalized weights over the pool's items (not slots)."""
+        assert self._pool is not None
+        try:
+            weights = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"the action must be an array of {self.capacity} numeric weights: {error}") from None
+        if weights.shape != (self.capacity,):
+            raise ValueError(
+                f"the action must have shape ({self.capacity},), one weight per pool slot; got {weights.shape}"
+            )
+        bad = np.flatnonzero(~np.isfinite(weights))
+        if bad.size:
+            raise ValueError(f"the action has NaN or infinite weights at slots {bad[:10].tolist()}")
+        bad = np.flatnonzero(weights < 0)
+        if bad.size:
+            raise ValueError(f"the action has negative weights at slots {bad[:10].tolist()} (min {weights.min():g})")
+        bad = np.flatnonzero(weights > 1)
+        if bad.size:
+            raise ValueError(
+                f"the action has weights above 1 at slots {bad[:10].tolist()} (max {weights.max():g}); "
+                "the action space is Box(0, 1): rescale, e.g. weights / weights.max()"
+            )
+        n_items = len(self._pool)
+        on_items = weights[:n_items]
+        if on_items.sum() <= 0:
+            if weights.sum() > 0:
+                raise ValueError(
+                    f"all the action's weight is on empty slots: only slots 0..{n_items - 1} hold items "
+                    "(see obs['valid'])"
+                )
+            raise ValueError("the action puts no weight on any item: at least one valid item needs weight > 0")
+        return on_items / on_items.sum()
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    @property
+    def pool(self) -> Pool:
+        if self._pool is None:
+            raise RuntimeError("call reset() first")
+        return self._pool
+
+    @property
+    def model(self) -> GenerativeModel | None:
+        """The model trained by the last step (None right after reset)."""
+        return self._model
+
+    @property
+    def model_name(self) -> str:
+        return self._model_template.name
+
+    @property
+    def model_params(self) -> dict[str, Any]:
+        return dict(self._model_template.params)
+
+    # ------------------------------------------------------------------ checkpoints (resume)
+    def checkpoint(self) -> dict[str, np.ndarray]:
+        """The state after the last finished generation, as numeric arrays (np.savez-able, no pickle)."""
+        if self._pool is None:
+            raise RuntimeError("call reset() first")
+        state = {
+            "root_seed": np.array(self._root_seed, dtype=np.uint64),
+            "generation": np.array(self._generation, dtype=np.int64),
+            "pool.samples": np.asarray(self._pool.samples),
+            "pool.origin": np.asarray(self._pool.origin),
+        }
+        if self._model is not None:
+            state.update({f"model.{key}": np.asarray(value) for key, value in self._model.state_dict().items()})
+        return state
+
+    def restore(self, state: dict[str, np.ndarray]) -> Observation:
+        """Continue an episode from ``checkpoint()``; ``reset`` must have been called with the same seed."""
+        if self._pool is None:
+            raise RuntimeError("call reset(seed=...) with the run's seed before restore()")
+        if int(state["root_seed"]) != self._root_seed:
+            raise ValueError("this checkpoint belongs to another seed: reset with the run's seed first")
+        generation = int(state["generation"])
+        if not 0 <= generation <= self.generations + 1:
+            raise ValueError(f"checkpoint generation {generation} is outside 0..{self.generations + 1}")
+        model_state = {key[len("model."):]: value for key, value in state.items() if key.startswith("model.")}
+        model = None
+        if model_state:
+            model = self._model_template.clone()
+            model.load_state_dict(model_state)
+        self._pool = Pool(np.array(state["pool.samples"], dtype=np.float64), np.array(state["pool.origin"], dtype=np.int64))
+        self._model, self._generation = model, generation
+        return self._observation()
+
+    # ------------------------------------------------------------------ internals
+    def _rng(self, stream: int, index: int) -> np.random.Generator:
+        assert self._root_seed is not None
+        return np.random.default_rng([self._root_seed, stream, index])
+
+    def _observation(self) -> Observation:
+        assert self._pool is not None
+        n_items = len(self._pool)
+        samples = np.zeros(self.observation_space["samples"].shape, dtype=np.float64)
+        samples[:n_items] = self._pool.samples
+        origin = np.full(self.capacity, EMPTY, dtype=np.int64)
+        origin[:n_items] = self._pool.origin
+        valid = np.zeros(self.capacity, dtype=np.int8)
+        valid[:n_items] = 1
+        return {"samples": samples, "origin": origin, "valid": valid, "generation": np.int64(self._generation)}

@@ -1,0 +1,129 @@
+"""The generative-model contract: fit on weighted data (warm-starting when it can), sample n items.
+
+A model is one class with three methods and a registration::
+
+    @cb.register_model("my-model")
+    class MyModel(cb.GenerativeModel):
+        def fit(self, data: cb.WeightedData, rng): ...      # train in place; continue from current state
+        def sample(self, n, rng): ...                      # (n, *sample_shape) float64
+        def state_dict(self): ...; def load_state_dict(self, state): ...   # numeric arrays, for resume
+
+Optional capabilities are Protocols checked at run time: ``log_prob`` (enables the ``nll`` metric) and
+``covariance`` (exact moments for ``std_ratio`` instead of moments of samples).
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+
+import numpy as np
+
+from collapsebench._params import bound_params
+from collapsebench.registry import Registry
+
+
+@dataclass(frozen=True)
+class WeightedData:
+    """A training set: items and their normalized weights (the training distribution)."""
+
+    samples: np.ndarray  # (n, *sample_shape) items with positive weight
+    weights: np.ndarray  # (n,) positive, summing to 1
+
+    def __post_init__(self) -> None:
+        if self.samples.shape[0] != self.weights.shape[0]:
+            raise ValueError(f"{self.samples.shape[0]} samples but {self.weights.shape[0]} weights")
+        if self.weights.size == 0 or np.any(self.weights <= 0) or not np.isclose(self.weights.sum(), 1.0):
+            raise ValueError("weights must be positive and sum to 1")
+
+    def __len__(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def effective_size(self) -> float:
+        """Kish's effective sample size, (Σw)² / Σw²: n for uniform weights."""
+        return float(1.0 / np.sum(self.weights**2))
+
+    @property
+    def is_uniform(self) -> bool:
+        return bool(np.allclose(self.weights, 1.0 / len(self)))
+
+    def resample(self, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
+        """An unweighted training set of ``size`` items (default: as many as there are items).
+
+        Systematic resampling: item i appears ⌊size·wᵢ⌋ or ⌈size·wᵢ⌉ times, so uniform weights give
+        back every item exactly once, and a model without weight support sees the weighted
+        distribution with the least added noise.
+        """
+        size = len(self) if size is None else int(size)
+        if size <= 0:
+            raise ValueError(f"resample size must be positive, got {size}")
+        positions = (rng.random() + np.arange(size)) / size
+        cumulative = np.cumsum(self.weights)
+        cumulative[-1] = 1.0
+        indices = np.searchsorted(cumulative, positions, side="right")
+        return self.samples[rng.permutation(indices)]
+
+
+class GenerativeModel(ABC):
+    """Base class of every model. Subclasses override the math; the env owns the generation loop."""
+
+    registered_name: ClassVar[str]
+    params: dict[str, Any]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        instance = super().__new__(cls)
+        instance.params = bound_params(cls, args, kwargs)
+        return instance
+
+    @property
+    def name(self) -> str:
+        return getattr(type(self), "registered_name", type(self).__name__)
+
+    @abstractmethod
+    def fit(self, data: WeightedData, rng: np.random.Generator) -> None:
+        """Train on ``data``. A model that was fitted before continues from its current parameters."""
+
+    @abstractmethod
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n`` items, shape (n, *sample_shape), float64."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything needed to restore the fitted model, as numeric arrays (checkpoints never pickle)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
+
+    def clone(self) -> Self:
+        """A copy to train the next generation from (warm start); the env keeps the original."""
+        return copy.deepcopy(self)
+
+
+@runtime_checkable
+class SupportsLogProb(Protocol):
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        """Log-density of each item of ``x``, shape (n,)."""
+        ...
+
+
+@runtime_checkable
+class SupportsCovariance(Protocol):
+    def covariance(self) -> np.ndarray:
+        """Covariance matrix of the model distribution, (d, d)."""
+        ...
+
+
+MODELS: Registry[GenerativeModel] = Registry("model")
+
+
+def register_model(name: str) -> Callable[[type[GenerativeModel]], type[GenerativeModel]]:
+    """Class decorator: make a ``GenerativeModel`` subclass available to envs as ``model=name``."""
+    return MODELS.register(name)  # type: ignore[return-value]
+
+
+def make_model(name: str, **kwargs: Any) -> GenerativeModel:
+    return MODELS.make(name, **kwargs)

@@ -1,0 +1,95 @@
+"""The curation-policy contract: a policy reads the observed pool and returns per-item weights.
+
+    @cb.register_policy("keep-real-and-newest")
+    class KeepRealAndNewest(cb.CurationPolicy):
+        def __call__(self, obs):
+            pool = cb.PoolView(obs)
+            return (pool.real | pool.newest).astype(float)
+
+Weights are in [0, 1], one per pool slot (the env's ``action_space``); the training distribution is
+proportional to them over valid items. A policy is a deterministic function of (its parameters, the
+seed given to ``reset``, the observation): stochastic policies draw from ``self.rng_for(obs)``, which
+is what lets an interrupted run resume exactly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from collapsebench._params import bound_params
+from collapsebench.pool import REAL
+from collapsebench.registry import Registry
+
+
+class PoolView:
+    """Boolean masks over the slots of an observation, named for what policies ask about."""
+
+    def __init__(self, obs: Mapping[str, Any]) -> None:
+        self.samples: np.ndarray = np.asarray(obs["samples"])
+        self.origin: np.ndarray = np.asarray(obs["origin"])
+        self.valid: np.ndarray = np.asarray(obs["valid"]).astype(bool)
+        self.generation = int(obs["generation"])
+        self.real = self.valid & (self.origin == REAL)
+        self.synthetic = self.valid & (self.origin >= 0)
+        newest = self.origin[self.synthetic].max() if self.synthetic.any() else REAL
+        self.newest_origin = int(newest)
+        self.newest = self.valid & (self.origin == newest)
+
+    @property
+    def capacity(self) -> int:
+        return int(self.valid.shape[0])
+
+    def uniform(self, mask: np.ndarray) -> np.ndarray:
+        """Weight 1 on the slots in ``mask``, 0 elsewhere."""
+        return mask.astype(np.float64)
+
+
+class CurationPolicy(ABC):
+    """Base class of every curation policy."""
+
+    registered_name: ClassVar[str]
+    params: dict[str, Any]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        instance = super().__new__(cls)
+        instance.params = bound_params(cls, args, kwargs)
+        instance._seed = 0
+        return instance
+
+    @property
+    def name(self) -> str:
+        return getattr(type(self), "registered_name", type(self).__name__)
+
+    @property
+    def label(self) -> str:
+        """``name(k=v, ...)``: how plots and tables tell two parameterizations apart."""
+        args = ", ".join(f"{key}={value}" for key, value in self.params.items())
+        return f"{self.name}({args})" if args else self.name
+
+    def reset(self, seed: int | None = None) -> None:
+        """Called at the start of each lineage with the env's seed."""
+        self._seed = 0 if seed is None else int(seed)
+
+    def rng_for(self, obs: Mapping[str, Any]) -> np.random.Generator:
+        """A generator that depends only on the seed and the generation being curated."""
+        return np.random.default_rng([self._seed, int(obs["generation"]), 0x9E3779B9])
+
+    @abstractmethod
+    def __call__(self, obs: Mapping[str, Any]) -> np.ndarray:
+        """Per-slot weights in [0, 1], shape (capacity,)."""
+
+
+POLICIES: Registry[CurationPolicy] = Registry("policy")
+
+
+def register_policy(name: str) -> Callable[[type[CurationPolicy]], type[CurationPolicy]]:
+    """Class decorator: make a ``CurationPolicy`` subclass available as ``make_policy(name)``."""
+    return POLICIES.register(name)  # type: ignore[return-value]
+
+
+def make_policy(name: str, **kwargs: Any) -> CurationPolicy:
+    return POLICIES.make(name, **kwargs)

@@ -1,0 +1,84 @@
+"""The env catalog: ``Name-vN`` ids, each a gymnasium ``EnvSpec`` whose kwargs are the versioned defaults.
+
+Every id is registered twice over: here (bare ``Gaussian-mix-v0``, where a duplicate is an error) and
+in gymnasium's registry under the ``collapsebench/`` namespace, so both ``collapsebench.make(id)`` and
+``gymnasium.make("collapsebench/" + id)`` build the same env.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any
+
+import gymnasium as gym
+from gymnasium.envs.registration import EnvSpec
+
+NAMESPACE = "collapsebench"
+_ID_PATTERN = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*)-v(?P<version>\d+)$")
+_SPECS: dict[str, EnvSpec] = {}
+_DOCS: dict[str, str] = {}
+
+
+def register_env(env_id: str, entry_point: str, kwargs: dict[str, Any], doc: str = "") -> EnvSpec:
+    """Register ``env_id`` (``Name-vN``) with its default ``kwargs``; ``generations`` is required."""
+    if not _ID_PATTERN.match(env_id):
+        raise ValueError(f"env ids look like 'Name-dynamics-vN' (a version is required), got {env_id!r}")
+    if env_id in _SPECS:
+        raise ValueError(f"env {env_id!r} is already registered; bump the version (-vN) to change it")
+    if "generations" not in kwargs:
+        raise ValueError(f"env {env_id!r}: its spec must set 'generations' (T)")
+    gym.register(
+        id=f"{NAMESPACE}/{env_id}",
+        entry_point=entry_point,
+        max_episode_steps=int(kwargs["generations"]) + 1,
+        kwargs=dict(kwargs),
+    )
+    _SPECS[env_id] = gym.spec(f"{NAMESPACE}/{env_id}")
+    _DOCS[env_id] = doc
+    return _SPECS[env_id]
+
+
+def _bare(env_id: str) -> str:
+    return env_id.removeprefix(f"{NAMESPACE}/")
+
+
+def spec(env_id: str) -> EnvSpec:
+    """The registered spec of ``env_id`` (with or without the ``collapsebench/`` prefix)."""
+    env_id = _bare(env_id)
+    if env_id not in _SPECS:
+        close = difflib.get_close_matches(env_id, list(_SPECS), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; registered: {', '.join(sorted(_SPECS))}"
+        raise KeyError(f"unknown env {env_id!r}{hint}")
+    return _SPECS[env_id]
+
+
+def env_doc(env_id: str) -> str:
+    spec(env_id)
+    return _DOCS[_bare(env_id)]
+
+
+def list_envs() -> list[str]:
+    return sorted(_SPECS)
+
+
+def make(env_id: str, **overrides: Any) -> gym.Env:
+    """Build a registered env; ``overrides`` replace spec defaults (``generations=20``, ``model="kde"``)."""
+    env_spec = spec(env_id)
+    generations = int(overrides.get("generations", env_spec.kwargs["generations"]))
+    return gym.make(env_spec.id, max_episode_steps=generations + 1, **overrides)
+
+
+def env_version(env_id: str) -> int:
+    version = spec(env_id).version
+    assert version is not None  # _ID_PATTERN guarantees it
+    return version
+
+
+DYNAMICS_IN_IDS = ("replace", "mix", "accumulate", "fresh")
+
+
+def register_family(name: str, entry_point: str, defaults: dict[str, Any], doc: str, version: int = 0) -> None:
+    """Register ``{name}-{dynamics}-v{version}`` for each of the four pool dynamics."""
+    for dynamics in DYNAMICS_IN_IDS:
+        register_env(f"{name}-{dynamics}-v{version}", entry_point, {**defaults, "dynamics": dynamics}, doc)

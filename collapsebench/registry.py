@@ -1,0 +1,66 @@
+"""Name → factory registries for curation policies, generative models and pool dynamics.
+
+One small class serves every kind of component: registering a name twice is an error (gymnasium only
+warns, which hides typos in plugins), and looking up an unknown name lists the names that exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A named collection of factories of one kind (``"policy"``, ``"model"``, ...)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Callable[..., T]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator: ``@registry.register("name")`` on a class or factory function."""
+        if not isinstance(name, str) or not name or name != name.strip():
+            raise ValueError(f"{self.kind} names must be non-empty strings without surrounding spaces, got {name!r}")
+
+        def decorator(factory: Callable[..., T]) -> Callable[..., T]:
+            if name in self._entries:
+                raise ValueError(
+                    f"{self.kind} {name!r} is already registered (by {self._entries[name]!r}); "
+                    "pick another name, or unregister the old one first"
+                )
+            self._entries[name] = factory
+            if isinstance(factory, type):
+                # The instance knows its registered name: results are recorded under it.
+                factory.registered_name = name  # type: ignore[attr-defined]
+            return factory
+
+        return decorator
+
+    def unregister(self, name: str) -> None:
+        self.get(name)
+        del self._entries[name]
+
+    def get(self, name: str) -> Callable[..., T]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(sorted(self._entries)) or "none"
+            raise KeyError(f"unknown {self.kind} {name!r}; registered: {known}") from None
+
+    def make(self, name: str, **kwargs: object) -> T:
+        factory = self.get(name)
+        try:
+            return factory(**kwargs)
+        except TypeError as error:
+            raise TypeError(f"cannot build {self.kind} {name!r} with {kwargs}: {error}") from error
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,151 @@
+"""Running lineages: env → pool → policy → model → samples → metrics → store.
+
+``evaluate`` runs one agent (a model, set through the env, and a curation policy) over several seeds,
+writes every generation to the results store, and returns the tidy results. Finished runs are not
+re-run; interrupted ones resume from their last committed generation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from collapsebench.env import CollapseEnv
+from collapsebench.policies import CurationPolicy, make_policy
+from collapsebench.registration import make, spec
+from collapsebench.store import ResultsStore, RunKey, canonical_json
+
+_NOT_CONFIG = ("model", "model_kwargs")  # recorded as model / model_params instead
+
+
+def _package_version() -> str:
+    from collapsebench import __version__
+
+    return __version__
+
+
+def run_key(env: CollapseEnv, env_id: str, policy: CurationPolicy, seed: int) -> RunKey:
+    env_spec = spec(env_id)
+    config = {name: value for name, value in env.config.items() if name not in _NOT_CONFIG}
+    return RunKey(
+        env_id=env_spec.name + ("" if env_spec.version is None else f"-v{env_spec.version}"),
+        env_version=int(env_spec.version or 0),
+        env_config=canonical_json(config),
+        model=env.model_name,
+        model_params=canonical_json(env.model_params),
+        policy=policy.name,
+        policy_params=canonical_json(policy.params),
+        seed=int(seed),
+        generations=env.generations,
+    )
+
+
+def run_lineage(
+    env_id: str,
+    policy: CurationPolicy,
+    seed: int,
+    store: ResultsStore,
+    env_kwargs: Mapping[str, Any] | None = None,
+    on_generation: Callable[[int], None] | None = None,
+    checkpoint_every: int = 1,
+) -> str:
+    """Run (or finish) one lineage and return its run id. ``on_generation(g)`` is called after each
+    generation committed here; generations found already committed are reported once, up front."""
+    env = make(env_id, **dict(env_kwargs or {}))
+    try:
+        unwrapped: CollapseEnv = env.unwrapped  # type: ignore[assignment]
+        key = run_key(unwrapped, env_id, policy, seed)
+        done = store.begin_run(key, _package_version())
+        last = unwrapped.generations
+        if on_generation is not None and done:
+            on_generation(done)
+        if done > last:
+            return key.run_id
+
+        obs, _ = env.reset(seed=seed)
+        policy.reset(seed)
+        if done:
+            state = store.load_checkpoint(key.run_id, done - 1)
+            if state is not None:
+                obs = unwrapped.restore(state)
+            else:  # no checkpoint kept: replay deterministically up to where the store stops
+                for _ in range(done):
+                    obs, *_ = env.step(policy(obs))
+
+        for generation in range(done, last + 1):
+            started = time.perf_counter()
+            obs, _, _, _, info = env.step(policy(obs))
+            if generation < last and (generation + 1) % checkpoint_every == 0:
+                store.save_checkpoint(key.run_id, generation, unwrapped.checkpoint())
+            store.commit_generation(key, generation, info["metrics"], time.perf_counter() - started)
+            if generation < last and (generation + 1) % checkpoint_every == 0:
+                store.prune_checkpoints(key.run_id, keep_generation=generation)
+            if on_generation is not None:
+                on_generation(1)
+        store.prune_checkpoints(key.run_id, keep_generation=None)
+        return key.run_id
+    finally:
+        env.close()
+
+
+def evaluate(
+    env_id: str,
+    policy: str | CurationPolicy,
+    policy_kwargs: Mapping[str, Any] | None = None,
+    seeds: Iterable[int] = range(5),
+    generations: int | None = None,
+    model: str | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    store: ResultsStore | str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run ``policy`` on ``env_id`` for each seed; return tidy results (one row per seed, generation and
+    metric: env_id, env_version, model, model_params, policy, params, seed, generation, metric, value,
+    run_id). ``generations`` (T), ``model`` and ``model_kwargs`` override the env spec's defaults."""
+    if isinstance(policy, str):
+        policy = make_policy(policy, **dict(policy_kwargs or {}))
+    elif policy_kwargs:
+        raise ValueError("policy_kwargs only apply when policy is a registered name")
+    overrides = dict(env_kwargs or {})
+    if generations is not None:
+        overrides["generations"] = int(generations)
+    if model is not None:
+        overrides["model"] = model
+    if model_kwargs is not None:
+        overrides["model_kwargs"] = dict(model_kwargs)
+    results = store if isinstance(store, ResultsStore) else ResultsStore(store)
+    seeds = [int(seed) for seed in seeds]
+    total_generations = int(overrides.get("generations", spec(env_id).kwargs["generations"])) + 1
+
+    run_ids = []
+    with _progress(progress, f"{env_id} · {policy.label}", len(seeds) * total_generations) as advance:
+        for seed in seeds:
+            run_ids.append(run_lineage(env_id, policy, seed, results, overrides, on_generation=advance))
+    return results.to_dataframe(run_ids)
+
+
+class _progress:
+    """A rich progress bar over every generation of every seed (or nothing)."""
+
+    def __init__(self, enabled: bool, description: str, total: int) -> None:
+        self.enabled, self.description, self.total = enabled, description, total
+
+    def __enter__(self) -> Callable[[int], None]:
+        if not self.enabled:
+            return lambda _: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False
+        )
+        self._bar.start()
+        task = self._bar.add_task(self.description, total=self.total)
+        return lambda steps: self._bar.advance(task, steps)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.enabled:
+            self._bar.stop()

@@ -1,0 +1,143 @@
+"""Scoring one generation: named metrics over an ``Evaluation`` (the trained model, its samples, the
+held-out real data). Metrics are registered functions; an env lists the ones it reports.
+
+A metric returns a float, or None where it does not apply (``nll`` for a model without a density),
+in which case its key is left out of ``info["metrics"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from collapsebench.metrics import (
+    frechet_distance,
+    gaussian_statistics,
+    precision_recall_density_coverage,
+    std_ratio,
+    wasserstein2,
+)
+from collapsebench.models import GenerativeModel, SupportsCovariance, SupportsLogProb
+from collapsebench.registry import Registry
+
+FeatureMap = Callable[[np.ndarray], np.ndarray]
+
+
+def flatten_features(samples: np.ndarray) -> np.ndarray:
+    """Identity features: each item flattened to a float64 vector."""
+    return np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything a metric may look at for one generation; expensive parts computed once, on demand."""
+
+    model: GenerativeModel
+    samples: np.ndarray  # (n_eval, *sample_shape) fresh samples of the trained model
+    real_test: np.ndarray  # (n_test, *sample_shape) held-out real data
+    real_test_features: np.ndarray  # (n_test, feature_dim), cached by the env for the episode
+    reference_covariance: np.ndarray  # covariance of the real distribution in feature space
+    synthetic_fraction: float  # weight mass on synthetic items in this generation's training set
+    features: FeatureMap = flatten_features
+    identity_features: bool = True
+    nearest_k: int = 3
+    w2_exact_max_pairs: int = 4_000_000
+    seed: int = 0
+
+    @cached_property
+    def sample_features(self) -> np.ndarray:
+        return self.features(self.samples)
+
+    @cached_property
+    def prdc(self) -> dict[str, float]:
+        return precision_recall_density_coverage(self.real_test_features, self.sample_features, self.nearest_k)
+
+    @cached_property
+    def model_covariance(self) -> np.ndarray:
+        # Exact moments when the model knows them and features are the samples themselves.
+        if self.identity_features and isinstance(self.model, SupportsCovariance):
+            return np.atleast_2d(self.model.covariance())
+        return gaussian_statistics(self.sample_features)[1]
+
+
+Metric = Callable[[Evaluation], float | None]
+METRICS: Registry[float | None] = Registry("metric")
+
+STANDARD_METRICS = (
+    "fd",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "w2",
+    "nll",
+    "std_ratio",
+    "synthetic_fraction",
+)
+
+
+def register_metric(name: str) -> Callable[[Metric], Metric]:
+    return METRICS.register(name)  # type: ignore[return-value]
+
+
+def score(evaluation: Evaluation, names: tuple[str, ...]) -> dict[str, float]:
+    """Compute the named metrics, leaving out those that do not apply."""
+    values = {name: METRICS.get(name)(evaluation) for name in names}
+    return {name: float(value) for name, value in values.items() if value is not None}
+
+
+@register_metric("fd")
+def _fd(evaluation: Evaluation) -> float:
+    real = gaussian_statistics(evaluation.real_test_features)
+    fake = gaussian_statistics(evaluation.sample_features)
+    return frechet_distance(*fake, *real)
+
+
+@register_metric("precision")
+def _precision(evaluation: Evaluation) -> float:
+    return evaluation.prdc["precision"]
+
+
+@register_metric("recall")
+def _recall(evaluation: Evaluation) -> float:
+    return evaluation.prdc["recall"]
+
+
+@register_metric("density")
+def _density(evaluation: Evaluation) -> float:
+    return evaluation.prdc["density"]
+
+
+@register_metric("coverage")
+def _coverage(evaluation: Evaluation) -> float:
+    return evaluation.prdc["coverage"]
+
+
+@register_metric("w2")
+def _w2(evaluation: Evaluation) -> float:
+    return wasserstein2(
+        evaluation.sample_features,
+        evaluation.real_test_features,
+        exact_max_pairs=evaluation.w2_exact_max_pairs,
+        seed=evaluation.seed,
+    )
+
+
+@register_metric("nll")
+def _nll(evaluation: Evaluation) -> float | None:
+    if not isinstance(evaluation.model, SupportsLogProb):
+        return None
+    return float(-np.mean(evaluation.model.log_prob(evaluation.real_test)))
+
+
+@register_metric("std_ratio")
+def _std_ratio(evaluation: Evaluation) -> float:
+    return std_ratio(evaluation.model_covariance, evaluation.reference_covariance)
+
+
+@register_metric("synthetic_fraction")
+def _synthetic_fraction(evaluation: Evaluation) -> float:
+    return evaluation.synthetic_fraction

@@ -1,0 +1,240 @@
+"""The results store: an embedded SQLite database, one row per (run, generation, metric).
+
+Default path: ``$COLLAPSEBENCH_STORE``, else ``results/collapsebench.sqlite`` under the working
+directory. A *run* is one lineage: (env id + resolved config, model + params, policy + params, seed).
+Each generation is committed in one transaction together with the run's progress counter, so a
+crash loses at most the generation in flight, and several processes can write to one store (WAL
+journal, waits on locks). Per-generation checkpoints (``.npz``, never pickled) sit beside the
+database in ``<store>.checkpoints/<run_id>/`` so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_STORE = Path("results") / "collapsebench.sqlite"
+STORE_ENV_VAR = "COLLAPSEBENCH_STORE"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    env_id TEXT NOT NULL,
+    env_version INTEGER NOT NULL,
+    env_config TEXT NOT NULL,
+    model TEXT NOT NULL,
+    model_params TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    policy_params TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    generations INTEGER NOT NULL,
+    completed_generations INTEGER NOT NULL DEFAULT 0,
+    package_version TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    wall_time_s REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    generation INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (run_id, generation, metric)
+);
+"""
+
+TIDY_COLUMNS = [
+    "env_id", "env_version", "model", "model_params", "policy", "params", "seed", "generation", "metric", "value",
+]
+
+
+def default_store_path() -> Path:
+    return Path(os.environ.get(STORE_ENV_VAR, DEFAULT_STORE))
+
+
+def canonical_json(value: Any) -> str:
+    """Stable JSON for hashing and storage (sorted keys; numpy scalars and inf handled)."""
+
+    def convert(item: Any) -> Any:
+        if isinstance(item, Mapping):
+            return {str(key): convert(val) for key, val in item.items()}
+        if isinstance(item, list | tuple):
+            return [convert(val) for val in item]
+        if isinstance(item, np.generic):
+            return item.item()
+        if isinstance(item, float) and not math.isfinite(item):
+            return repr(item)  # "inf", "nan": JSON has no infinities
+        if item is None or isinstance(item, bool | int | float | str):
+            return item
+        if callable(item):  # e.g. a feature map: its import path, not its memory address
+            return f"{getattr(item, '__module__', '?')}.{getattr(item, '__qualname__', type(item).__name__)}"
+        return repr(item)
+
+    return json.dumps(convert(value), sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """What identifies a lineage. Two runs with equal keys must produce identical metrics."""
+
+    env_id: str
+    env_version: int
+    env_config: str  # canonical JSON of the env's resolved kwargs
+    model: str
+    model_params: str
+    policy: str
+    policy_params: str
+    seed: int
+    generations: int
+
+    @property
+    def run_id(self) -> str:
+        return hashlib.sha256(canonical_json(asdict(self)).encode()).hexdigest()[:20]
+
+
+class ResultsStore:
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_store_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as connection:
+            connection.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        connection = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA busy_timeout=60000")
+            yield connection
+        finally:
+            connection.close()
+
+    # ------------------------------------------------------------------ runs
+    def begin_run(self, key: RunKey, package_version: str) -> int:
+        """Record the run if new; return how many generations are already committed."""
+        with self._connect() as connection:
+            connection.execute(
+                "INSERT OR IGNORE INTO runs (run_id, env_id, env_version, env_config, model, model_params, policy,"
+                " policy_params, seed, generations, package_version, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key.run_id, key.env_id, key.env_version, key.env_config, key.model, key.model_params, key.policy,
+                 key.policy_params, key.seed, key.generations, package_version, _now()),
+            )
+            row = connection.execute(
+                "SELECT completed_generations FROM runs WHERE run_id = ?", (key.run_id,)
+            ).fetchone()
+        return int(row[0])
+
+    def completed_generations(self, run_id: str) -> int:
+        with self._connect() as connection:
+            row = connection.execute("SELECT completed_generations FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def commit_generation(
+        self, key: RunKey, generation: int, metrics: Mapping[str, float], wall_time_s: float
+    ) -> bool:
+        """Write one generation's metrics atomically. Returns False (writing nothing) if another
+        writer already committed this generation of this run."""
+        rows = [(key.run_id, generation, name, float(value)) for name, value in metrics.items()]
+        with self._connect() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                updated = connection.execute(
+                    "UPDATE runs SET completed_generations = ?, wall_time_s = wall_time_s + ?,"
+                    " finished_at = CASE WHEN ? > generations THEN ? ELSE finished_at END"
+                    " WHERE run_id = ? AND completed_generations = ?",
+                    (generation + 1, wall_time_s, generation + 1, _now(), key.run_id, generation),
+                ).rowcount
+                if updated == 1:
+                    connection.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", rows)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return updated == 1
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_dir(self, run_id: str) -> Path:
+        return self.path.with_name(self.path.name + ".checkpoints") / run_id
+
+    def save_checkpoint(self, run_id: str, generation: int, state: Mapping[str, np.ndarray]) -> None:
+        """Atomically write the state after ``generation`` (call before committing that generation)."""
+        folder = self.checkpoint_dir(run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".gen-{generation:05d}.tmp.npz"
+        np.savez(temporary, **state)
+        temporary.replace(folder / f"gen-{generation:05d}.npz")
+
+    def load_checkpoint(self, run_id: str, generation: int) -> dict[str, np.ndarray] | None:
+        path = self.checkpoint_dir(run_id) / f"gen-{generation:05d}.npz"
+        if not path.exists():
+            return None
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+
+    def prune_checkpoints(self, run_id: str, keep_generation: int | None) -> None:
+        """Delete every checkpoint of the run but ``keep_generation`` (all of them if None)."""
+        folder = self.checkpoint_dir(run_id)
+        if not folder.exists():
+            return
+        for path in folder.glob("gen-*.npz"):
+            if keep_generation is None or path.name != f"gen-{keep_generation:05d}.npz":
+                path.unlink(missing_ok=True)
+        if keep_generation is None:
+            folder.rmdir()
+
+    # ------------------------------------------------------------------ reading
+    def runs(self) -> pd.DataFrame:
+        with self._connect() as connection:
+            return pd.read_sql_query("SELECT * FROM runs ORDER BY env_id, policy, seed", connection)
+
+    def to_dataframe(self, run_ids: Iterable[str] | None = None, env_id: str | None = None) -> pd.DataFrame:
+        """Tidy rows: env_id, env_version, model, model_params, policy, params, seed, generation, metric,
+        value, run_id (``params`` are the policy's parameters as JSON)."""
+        query = (
+            "SELECT r.env_id, r.env_version, r.model, r.model_params, r.policy, r.policy_params AS params,"
+            " r.seed, m.generation, m.metric, m.value, r.run_id"
+            " FROM metrics m JOIN runs r ON r.run_id = m.run_id"
+        )
+        conditions, arguments = [], []
+        if run_ids is not None:
+            ids = list(run_ids)
+            conditions.append(f"r.run_id IN ({','.join('?' * len(ids))})")
+            arguments.extend(ids)
+        if env_id is not None:
+            conditions.append("r.env_id = ?")
+            arguments.append(env_id)
+        if conditions:
+            query += " WHERE " + " AND ".join(conditions)
+        query += " ORDER BY r.env_id, r.policy, r.policy_params, r.seed, m.generation, m.metric"
+        with self._connect() as connection:
+            return pd.read_sql_query(query, connection, params=arguments)
+
+
+def export(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write a results frame to .csv or .parquet (by suffix)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        raise ValueError(f"export to .csv or .parquet, not {path.suffix or 'a file without suffix'!r}")
+    return path
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
