@@ -8,6 +8,10 @@ from typing import Any
 
 def bound_params(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     """The arguments ``cls(*args, **kwargs)`` binds, defaults included, keyed by parameter name."""
+    if cls.__init__ is object.__init__:  # no parameters of its own
+        if args or kwargs:
+            raise TypeError(f"{cls.__name__}() takes no arguments, got {args or ''} {kwargs or ''}".strip())
+        return {}
     signature = inspect.signature(cls.__init__)
     bound = signature.bind(None, *args, **kwargs)
     bound.apply_defaults()

@@ -1,15 +1,19 @@
 """Improved precision/recall (Kynkäänniemi et al. 2019) and density/coverage (Naeem et al. 2020).
 
-Same definitions and the same Euclidean distances as the reference ``prdc`` package, computed block
-by block so memory stays O(n_real × block) instead of three full n×n matrices.
+Same definitions as the reference ``prdc`` package (strict inequalities, k-th neighbour excluding the
+item itself), computed two exact ways: in low dimension with KD-trees (only the few pairs inside a
+ball are ever formed), otherwise block by block with the reference's Euclidean distances, so memory
+stays O(n_real × block) instead of three full n×n matrices.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import cKDTree
 from sklearn.metrics.pairwise import euclidean_distances
 
 _BLOCK_ELEMENTS = 1 << 24  # ~128 MiB of float64 distances per block
+KD_TREE_MAX_DIM = 8  # measured: trees win 8x in 1-2 d, break even near 8 d, lose at 30 d
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
@@ -32,12 +36,58 @@ def kth_neighbour_radii(features: np.ndarray, nearest_k: int) -> np.ndarray:
 
 
 def precision_recall_density_coverage(
-    real_features: np.ndarray, fake_features: np.ndarray, nearest_k: int = 3
+    real_features: np.ndarray, fake_features: np.ndarray, nearest_k: int = 3, method: str = "auto"
 ) -> dict[str, float]:
-    """The four k-NN manifold metrics of fake (model) features against real features."""
+    """The four k-NN manifold metrics of fake (model) features against real features.
+
+    ``method``: ``"tree"`` (KD-trees), ``"dense"`` (blocked distance matrices) or ``"auto"`` (trees up
+    to ``KD_TREE_MAX_DIM`` dimensions). Both are exact and agree with the ``prdc`` package.
+    """
     real, fake = _flat(real_features), _flat(fake_features)
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"feature dimensions differ: real {real.shape[1]}, fake {fake.shape[1]}")
+    if method not in ("auto", "tree", "dense"):
+        raise ValueError(f"method must be 'auto', 'tree' or 'dense', got {method!r}")
+    if method == "tree" or (method == "auto" and real.shape[1] <= KD_TREE_MAX_DIM):
+        return _prdc_tree(real, fake, nearest_k)
+    return _prdc_dense(real, fake, nearest_k)
+
+
+def _balls_containing(
+    centers: np.ndarray, radii: np.ndarray, points: np.ndarray, tree: cKDTree
+) -> tuple[np.ndarray, np.ndarray]:
+    """All (center, point) index pairs with ||center − point|| < radius of the center (strictly)."""
+    neighbours = tree.query_ball_point(centers, r=radii)
+    counts = np.fromiter((len(found) for found in neighbours), dtype=np.intp, count=len(centers))
+    center_index = np.repeat(np.arange(len(centers)), counts)
+    point_index = np.fromiter((j for found in neighbours for j in found), dtype=np.intp, count=int(counts.sum()))
+    # query_ball_point keeps the boundary (≤): drop pairs exactly on it, as the definitions are strict.
+    distances = np.sqrt(((centers[center_index] - points[point_index]) ** 2).sum(axis=1))
+    inside = distances < radii[center_index]
+    return center_index[inside], point_index[inside]
+
+
+def _prdc_tree(real: np.ndarray, fake: np.ndarray, nearest_k: int) -> dict[str, float]:
+    for name, features in (("real", real), ("fake", fake)):
+        if not 1 <= nearest_k < len(features):
+            raise ValueError(f"nearest_k must be in [1, {len(features) - 1}] for {len(features)} {name} items")
+    real_tree, fake_tree = cKDTree(real), cKDTree(fake)
+    real_radii = real_tree.query(real, k=nearest_k + 1)[0][:, nearest_k]
+    fake_radii = fake_tree.query(fake, k=nearest_k + 1)[0][:, nearest_k]
+
+    _, fake_hits = _balls_containing(real, real_radii, fake, fake_tree)
+    fake_in_real_balls = np.bincount(fake_hits, minlength=len(fake))
+    _, real_hits = _balls_containing(fake, fake_radii, real, real_tree)
+    nearest_fake = fake_tree.query(real, k=1)[0]
+    return {
+        "precision": float((fake_in_real_balls > 0).mean()),
+        "recall": float(np.isin(np.arange(len(real)), real_hits).mean()),
+        "density": float(fake_in_real_balls.mean() / nearest_k),
+        "coverage": float((nearest_fake < real_radii).mean()),
+    }
+
+
+def _prdc_dense(real: np.ndarray, fake: np.ndarray, nearest_k: int) -> dict[str, float]:
     real_radii = kth_neighbour_radii(real, nearest_k)
     fake_radii = kth_neighbour_radii(fake, nearest_k)
 

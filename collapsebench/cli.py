@@ -1,0 +1,207 @@
+"""The ``collapsebench`` command: list, describe, run, export, plot, demo."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="collapsebench: model collapse under iterative retraining.", no_args_is_help=True)
+console = Console()
+
+StoreOption = Annotated[
+    Path | None, typer.Option("--store", help="SQLite results store [default: $COLLAPSEBENCH_STORE or results/collapsebench.sqlite]")
+]
+
+
+def parse_value(text: str) -> Any:
+    """``0.5`` → float, ``3`` → int, ``inf`` → float, ``true`` → bool, JSON for lists/dicts, else str."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_params(items: list[str] | None, option: str) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint=option)
+        params[name.strip()] = parse_value(value.strip())
+    return params
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-19``, ``0,2,5``, ``3`` or a mix: ``0-4,10``."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            low, sep, high = part.strip().partition("-")
+            seeds.extend(range(int(low), int(high) + 1) if sep else [int(low)])
+    except ValueError:
+        raise typer.BadParameter(f"seeds look like 0-19 or 0,3,5; got {text!r}", param_hint="--seeds") from None
+    if not seeds:
+        raise typer.BadParameter("no seeds", param_hint="--seeds")
+    return seeds
+
+
+@app.command("list")
+def list_command() -> None:
+    """Registered envs, curation policies, models and metrics."""
+    import collapsebench as cb
+    from collapsebench.scoring import METRICS
+
+    table = Table("env id", "model", "n_real", "T", "headline", title="environments")
+    for env_id in cb.list_envs():
+        kwargs = cb.spec(env_id).kwargs
+        table.add_row(env_id, str(kwargs["model"]), str(kwargs.get("n_real", "")), str(kwargs["generations"]),
+                      str(kwargs.get("headline_metric", "")))
+    console.print(table)
+    console.print("[bold]policies:[/]", ", ".join(cb.list_policies()))
+    console.print("[bold]models:[/]", ", ".join(cb.list_models()))
+    console.print("[bold]metrics:[/]", ", ".join(METRICS))
+
+
+@app.command()
+def describe(env_id: str) -> None:
+    """An env's documentation and its versioned defaults."""
+    import collapsebench as cb
+
+    try:
+        env_spec = cb.spec(env_id)
+    except KeyError as error:
+        raise typer.BadParameter(str(error.args[0]), param_hint="ENV_ID") from None
+    console.print(f"[bold]{env_id}[/]  (gymnasium id: {env_spec.id})")
+    console.print(cb.env_doc(env_id))
+    console.print_json(json.dumps(env_spec.kwargs, default=str))
+
+
+@app.command()
+def run(
+    env_id: str,
+    policy: Annotated[str, typer.Option(help="registered curation policy")],
+    param: Annotated[list[str] | None, typer.Option("--param", help="policy parameter NAME=VALUE")] = None,
+    seeds: Annotated[str, typer.Option(help="e.g. 0-19 or 0,3,5")] = "0-4",
+    generations: Annotated[int | None, typer.Option(help="T (default: the env spec's)")] = None,
+    model: Annotated[str | None, typer.Option(help="registered model (default: the env spec's)")] = None,
+    model_param: Annotated[list[str] | None, typer.Option("--model-param", help="model parameter NAME=VALUE")] = None,
+    env_param: Annotated[list[str] | None, typer.Option("--env-param", help="env override NAME=VALUE")] = None,
+    store: StoreOption = None,
+    out: Annotated[Path | None, typer.Option(help="also export the results to .csv or .parquet")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Run one agent on one env for several seeds; results go to the store (finished runs are skipped)."""
+    import collapsebench as cb
+    from collapsebench.plotting import summarize
+    from collapsebench.store import export
+
+    try:
+        cb.spec(env_id)
+    except KeyError as error:
+        raise typer.BadParameter(str(error.args[0]), param_hint="ENV_ID") from None
+    model_params = parse_params(model_param, "--model-param")
+    frame = cb.evaluate(
+        env_id,
+        policy,
+        parse_params(param, "--param"),
+        seeds=parse_seeds(seeds),
+        generations=generations,
+        model=model,
+        model_kwargs=model_params or None,
+        env_kwargs=parse_params(env_param, "--env-param"),
+        store=store,
+        progress=progress,
+    )
+    if out is not None:
+        console.print(f"wrote {export(frame, out)}")
+    headline = str(cb.spec(env_id).kwargs.get("headline_metric", "fd"))
+    summary = summarize(frame, sorted({headline, "std_ratio"}))
+    table = Table("metric", "generation", "mean", "± 95% CI", "seeds", title=f"{env_id}: last generation")
+    for row in summary.itertuples():
+        table.add_row(row.metric, str(row.generation), f"{row.mean:.4g}", f"{row.ci95:.2g}", str(row.seeds))
+    console.print(table)
+
+
+@app.command("export")
+def export_command(
+    out: Annotated[Path, typer.Argument(help=".csv or .parquet")],
+    store: StoreOption = None,
+    env: Annotated[str | None, typer.Option(help="only this env id")] = None,
+) -> None:
+    """Export the store as a tidy table."""
+    from collapsebench.store import ResultsStore, export
+
+    frame = ResultsStore(_existing(store)).to_dataframe(env_id=env)
+    console.print(f"wrote {len(frame)} rows to {export(frame, out)}")
+
+
+@app.command()
+def plot(
+    out: Annotated[Path, typer.Option(help="PNG file")] = Path("results/curves.png"),
+    store: StoreOption = None,
+    env: Annotated[list[str] | None, typer.Option(help="env id(s) to plot [default: all]")] = None,
+    metric: Annotated[list[str] | None, typer.Option(help="metric(s) [default: std_ratio, fd]")] = None,
+) -> None:
+    """Collapse curves from the store: metric vs generation, one line per agent, 95% CI over seeds."""
+    from collapsebench.plotting import plot_curves
+    from collapsebench.store import ResultsStore
+
+    frame = ResultsStore(_existing(store)).to_dataframe()
+    if env:
+        missing = sorted(set(env) - set(frame["env_id"]))
+        if missing:
+            raise typer.BadParameter(f"no results for {missing} in the store", param_hint="--env")
+        frame = frame[frame["env_id"].isin(env)]
+    if frame.empty:
+        raise typer.BadParameter("the store holds no results yet: run `collapsebench run` first", param_hint="--store")
+    try:
+        path = plot_curves(frame, metric or ["std_ratio", "fd"], out)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--metric") from None
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/demo"),
+    quick: Annotated[bool, typer.Option(help="2 seeds, 2-3 generations: a smoke test")] = False,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """The main job: baselines on Gaussian-replace/mix/accumulate and GMM2D-mix/accumulate (CPU, minutes)."""
+    import time
+
+    from collapsebench.demo import run_demo
+
+    started = time.perf_counter()
+    _, summary = run_demo(out, quick=quick, progress=progress)
+    metrics = list(dict.fromkeys(summary["metric"]))
+    table = Table("env", "agent", *metrics, title="last generation: mean ± 95% CI over seeds")
+    for (env_id, agent), rows in summary.groupby(["env_id", "agent"], sort=False):
+        cells = {row.metric: _mean_ci(row.mean, row.ci95) for row in rows.itertuples()}
+        table.add_row(env_id, agent, *(cells.get(metric, "") for metric in metrics))
+    console.print(table)
+    console.print(f"results, summary and figures in {out}/ ({time.perf_counter() - started:.0f} s)")
+
+
+def _mean_ci(mean: float, half_width: float) -> str:
+    return f"{mean:.4g} ± {half_width:.2g}" if math.isfinite(mean) else str(mean)
+
+
+def _existing(store: Path | None) -> Path:
+    from collapsebench.store import default_store_path
+
+    path = store or default_store_path()
+    if not path.exists():
+        raise typer.BadParameter(f"no results store at {path}", param_hint="--store")
+    return path
