@@ -131,7 +131,9 @@ class GaussianMixtureModel(GenerativeModel):
             return mixture.covariances_
         if kind == "tied":
             return np.broadcast_to(mixture.covariances_, (k, d, d))
-        variances = mixture.covariances_ if kind == "diag" else np.repeat(mixture.covariances_[:, None], d, axis=1)
+        variances = (
+            mixture.covariances_ if kind == "diag" else np.repeat(mixture.covariances_[:, None], d, axis=1)
+        )
         return np.stack([np.diag(v) for v in variances])
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
@@ -192,4 +194,7 @@ class KernelDensityModel(GenerativeModel):
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         weights = np.asarray(state["weights"], dtype=np.float64)
-        self.fit(WeightedData(np.asarray(state["data"], dtype=np.float64), weights / weights.sum()), np.random.default_rng(0))
+        self.fit(
+            WeightedData(np.asarray(state["data"], dtype=np.float64), weights / weights.sum()),
+            np.random.default_rng(0),
+        )

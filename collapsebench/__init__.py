@@ -1,8 +1,8 @@
 """collapsebench: a benchmark suite for model collapse.
 
-    import collapsebench as cb
-    env = cb.make("Gaussian-mix-v0")
-    policy = cb.make_policy("lambda-mix", lam=0.5)
+import collapsebench as cb
+env = cb.make("Gaussian-mix-v0")
+policy = cb.make_policy("lambda-mix", lam=0.5)
 """
 
 from importlib import import_module

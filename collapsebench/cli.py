@@ -15,7 +15,10 @@ app = typer.Typer(help="collapsebench: model collapse under iterative retraining
 console = Console()
 
 StoreOption = Annotated[
-    Path | None, typer.Option("--store", help="SQLite results store [default: $COLLAPSEBENCH_STORE or results/collapsebench.sqlite]")
+    Path | None,
+    typer.Option(
+        "--store", help="SQLite results store [default: $COLLAPSEBENCH_STORE or results/collapsebench.sqlite]"
+    ),
 ]
 
 
@@ -50,7 +53,9 @@ def parse_seeds(text: str) -> list[int]:
             low, sep, high = part.strip().partition("-")
             seeds.extend(range(int(low), int(high) + 1) if sep else [int(low)])
     except ValueError:
-        raise typer.BadParameter(f"seeds look like 0-19 or 0,3,5; got {text!r}", param_hint="--seeds") from None
+        raise typer.BadParameter(
+            f"seeds look like 0-19 or 0,3,5; got {text!r}", param_hint="--seeds"
+        ) from None
     if not seeds:
         raise typer.BadParameter("no seeds", param_hint="--seeds")
     return seeds
@@ -65,8 +70,13 @@ def list_command() -> None:
     table = Table("env id", "model", "n_real", "T", "headline", title="environments")
     for env_id in cb.list_envs():
         kwargs = cb.spec(env_id).kwargs
-        table.add_row(env_id, str(kwargs["model"]), str(kwargs.get("n_real", "")), str(kwargs["generations"]),
-                      str(kwargs.get("headline_metric", "")))
+        table.add_row(
+            env_id,
+            str(kwargs["model"]),
+            str(kwargs.get("n_real", "")),
+            str(kwargs["generations"]),
+            str(kwargs.get("headline_metric", "")),
+        )
     console.print(table)
     console.print("[bold]policies:[/]", ", ".join(cb.list_policies()))
     console.print("[bold]models:[/]", ", ".join(cb.list_models()))
@@ -95,8 +105,12 @@ def run(
     seeds: Annotated[str, typer.Option(help="e.g. 0-19 or 0,3,5")] = "0-4",
     generations: Annotated[int | None, typer.Option(help="T (default: the env spec's)")] = None,
     model: Annotated[str | None, typer.Option(help="registered model (default: the env spec's)")] = None,
-    model_param: Annotated[list[str] | None, typer.Option("--model-param", help="model parameter NAME=VALUE")] = None,
-    env_param: Annotated[list[str] | None, typer.Option("--env-param", help="env override NAME=VALUE")] = None,
+    model_param: Annotated[
+        list[str] | None, typer.Option("--model-param", help="model parameter NAME=VALUE")
+    ] = None,
+    env_param: Annotated[
+        list[str] | None, typer.Option("--env-param", help="env override NAME=VALUE")
+    ] = None,
     store: StoreOption = None,
     out: Annotated[Path | None, typer.Option(help="also export the results to .csv or .parquet")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
@@ -164,7 +178,9 @@ def plot(
             raise typer.BadParameter(f"no results for {missing} in the store", param_hint="--env")
         frame = frame[frame["env_id"].isin(env)]
     if frame.empty:
-        raise typer.BadParameter("the store holds no results yet: run `collapsebench run` first", param_hint="--store")
+        raise typer.BadParameter(
+            "the store holds no results yet: run `collapsebench run` first", param_hint="--store"
+        )
     try:
         path = plot_curves(frame, metric or ["std_ratio", "fd"], out)
     except ValueError as error:
@@ -186,7 +202,11 @@ def demo(
     started = time.perf_counter()
     _, summary = run_demo(out, quick=quick, progress=progress)
     metrics = list(dict.fromkeys(summary["metric"]))
-    table = Table("env", "agent", *metrics, title="last generation: mean ± 95% CI over seeds")
+    table = Table(title="last generation: mean ± 95% CI over seeds")
+    table.add_column("env", no_wrap=True)
+    table.add_column("agent", no_wrap=True)
+    for metric in metrics:
+        table.add_column(metric)
     for (env_id, agent), rows in summary.groupby(["env_id", "agent"], sort=False):
         cells = {row.metric: _mean_ci(row.mean, row.ci95) for row in rows.itertuples()}
         table.add_row(env_id, agent, *(cells.get(metric, "") for metric in metrics))
@@ -195,7 +215,7 @@ def demo(
 
 
 def _mean_ci(mean: float, half_width: float) -> str:
-    return f"{mean:.4g} ± {half_width:.2g}" if math.isfinite(mean) else str(mean)
+    return f"{mean:.3g}±{half_width:.1g}" if math.isfinite(mean) else str(mean)
 
 
 def _existing(store: Path | None) -> Path:

@@ -60,24 +60,39 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True) -> tuple[pd.
     for cell in CELLS:
         budget = budgets[cell.env_id.split("-")[0]]
         frames.append(
-            evaluate(cell.env_id, cell.policy, cell.policy_kwargs, seeds=range(budget.seeds),
-                     generations=budget.generations, store=store, progress=progress)
+            evaluate(
+                cell.env_id,
+                cell.policy,
+                cell.policy_kwargs,
+                seeds=range(budget.seeds),
+                generations=budget.generations,
+                store=store,
+                progress=progress,
+            )
         )
     results = pd.concat(frames, ignore_index=True)
     export(results, out / "results.csv")
-    summary = summarize(results, ["std_ratio", "fd", "w2", "recall"])
+    summary = summarize(results, PLOTTED_METRICS)
     summary.to_csv(out / "summary.csv", index=False)
     (out / "summary.md").write_text(summary_markdown(summary))
     for family, budget in budgets.items():
-        plot_curves(results[results["env_id"].str.startswith(f"{family}-")], PLOTTED_METRICS,
-                    out / f"curves-{family}.png", title=f"{family}: baselines, {budget.seeds} seeds")
+        plot_curves(
+            results[results["env_id"].str.startswith(f"{family}-")],
+            PLOTTED_METRICS,
+            out / f"curves-{family}.png",
+            title=f"{family}: baselines, {budget.seeds} seeds",
+        )
     return results, summary
 
 
 def summary_markdown(summary: pd.DataFrame) -> str:
-    wide = summary.assign(cell=summary["mean"].map("{:.4f}".format) + " ± " + summary["ci95"].map("{:.4f}".format))
+    wide = summary.assign(
+        cell=summary["mean"].map("{:.4f}".format) + " ± " + summary["ci95"].map("{:.4f}".format)
+    )
     table = wide.pivot_table(index=["env_id", "agent"], columns="metric", values="cell", aggfunc="first")
     header = "| env | agent | " + " | ".join(table.columns) + " |"
     rule = "|---|---|" + "---|" * len(table.columns)
-    rows = [f"| {env} | {agent} | " + " | ".join(table.loc[(env, agent)]) + " |" for env, agent in table.index]
+    rows = [
+        f"| {env} | {agent} | " + " | ".join(table.loc[(env, agent)]) + " |" for env, agent in table.index
+    ]
     return "\n".join([header, rule, *rows]) + "\n"

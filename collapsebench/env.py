@@ -78,8 +78,12 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         w2_exact_max_pairs: int = 4_000_000,
         features: FeatureMap | None = None,
     ) -> None:
-        for name, value, low in (("n_real", n_real, 1), ("n_test", n_test, nearest_k + 1),
-                                 ("n_eval", n_eval, nearest_k + 1), ("generations", generations, 0)):
+        for name, value, low in (
+            ("n_real", n_real, 1),
+            ("n_test", n_test, nearest_k + 1),
+            ("n_eval", n_eval, nearest_k + 1),
+            ("generations", generations, 0),
+        ):
             if int(value) != value or value < low:
                 raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
         if headline_metric not in metrics:
@@ -93,7 +97,9 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         self.n_real = int(n_real)
         self.n_synthetic = int(n_real if n_synthetic is None else n_synthetic)
         self.n_test, self.n_eval, self.generations = int(n_test), int(n_eval), int(generations)
-        self._model_template = model if isinstance(model, GenerativeModel) else make_model(model, **(model_kwargs or {}))
+        self._model_template = (
+            model if isinstance(model, GenerativeModel) else make_model(model, **(model_kwargs or {}))
+        )
         self.warm_start = warm_start
         self.headline_metric = headline_metric
         self.metrics = tuple(metrics)
@@ -120,14 +126,17 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         self._generation = 0
 
     # ------------------------------------------------------------------ gymnasium API
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Observation, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Observation, dict]:
         super().reset(seed=seed)
         self._root_seed = int(self.np_random.integers(2**63))
         self._split = self.real_data.split(self.n_test, self._rng(_DATA, 0))
         self._real_test_features = self.features(self._split.test)
         population = getattr(self.real_data, "population_covariance", None)
         self._reference_covariance = (
-            population if population is not None and self.features is flatten_features
+            population
+            if population is not None and self.features is flatten_features
             else np.atleast_2d(np.cov(self._real_test_features, rowvar=False))
         )
         self._pool = Pool.of(self._split.draw_train(self.n_real, self._rng(_DATA, 1)), REAL)
@@ -147,10 +156,16 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         synthetic_fraction = float(weights[~pool.is_real].sum())
 
         # 1. train (a copy: the env only commits a generation that finished)
-        model = self._model.clone() if (self.warm_start and self._model is not None) else self._model_template.clone()
+        model = (
+            self._model.clone()
+            if (self.warm_start and self._model is not None)
+            else self._model_template.clone()
+        )
         model.fit(train, self._rng(_FIT, generation))
         # 2. sample
-        new_samples = np.asarray(model.sample(self.n_synthetic, self._rng(_SAMPLE, generation)), dtype=np.float64)
+        new_samples = np.asarray(
+            model.sample(self.n_synthetic, self._rng(_SAMPLE, generation)), dtype=np.float64
+        )
         eval_samples = np.asarray(model.sample(self.n_eval, self._rng(_EVAL, generation)), dtype=np.float64)
         # 3. score
         evaluation = Evaluation(
@@ -168,7 +183,11 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         )
         metrics = score(evaluation, self.metrics)
         # 4. update the pool
-        fresh = self._split.draw_train(self.n_real, self._rng(_FRESH, generation)) if self.dynamics.needs_fresh_real else None
+        fresh = (
+            self._split.draw_train(self.n_real, self._rng(_FRESH, generation))
+            if self.dynamics.needs_fresh_real
+            else None
+        )
         next_pool = self.dynamics.update(PoolUpdate(pool, new_samples, generation, fresh))
 
         self._model, self._pool, self._generation = model, next_pool, generation + 1
@@ -188,17 +207,22 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         try:
             weights = np.asarray(action, dtype=np.float64)
         except (TypeError, ValueError) as error:
-            raise ValueError(f"the action must be an array of {self.capacity} numeric weights: {error}") from None
+            raise ValueError(
+                f"the action must be an array of {self.capacity} numeric weights: {error}"
+            ) from None
         if weights.shape != (self.capacity,):
             raise ValueError(
-                f"the action must have shape ({self.capacity},), one weight per pool slot; got {weights.shape}"
+                f"the action must have shape ({self.capacity},), one weight per pool slot; "
+                f"got {weights.shape}"
             )
         bad = np.flatnonzero(~np.isfinite(weights))
         if bad.size:
             raise ValueError(f"the action has NaN or infinite weights at slots {bad[:10].tolist()}")
         bad = np.flatnonzero(weights < 0)
         if bad.size:
-            raise ValueError(f"the action has negative weights at slots {bad[:10].tolist()} (min {weights.min():g})")
+            raise ValueError(
+                f"the action has negative weights at slots {bad[:10].tolist()} (min {weights.min():g})"
+            )
         bad = np.flatnonzero(weights > 1)
         if bad.size:
             raise ValueError(
@@ -213,7 +237,9 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
                     f"all the action's weight is on empty slots: only slots 0..{n_items - 1} hold items "
                     "(see obs['valid'])"
                 )
-            raise ValueError("the action puts no weight on any item: at least one valid item needs weight > 0")
+            raise ValueError(
+                "the action puts no weight on any item: at least one valid item needs weight > 0"
+            )
         return on_items / on_items.sum()
 
     @property
@@ -251,7 +277,9 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
             "pool.origin": np.asarray(self._pool.origin),
         }
         if self._model is not None:
-            state.update({f"model.{key}": np.asarray(value) for key, value in self._model.state_dict().items()})
+            state.update(
+                {f"model.{key}": np.asarray(value) for key, value in self._model.state_dict().items()}
+            )
         return state
 
     def restore(self, state: dict[str, np.ndarray]) -> Observation:
@@ -263,12 +291,16 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         generation = int(state["generation"])
         if not 0 <= generation <= self.generations + 1:
             raise ValueError(f"checkpoint generation {generation} is outside 0..{self.generations + 1}")
-        model_state = {key[len("model."):]: value for key, value in state.items() if key.startswith("model.")}
+        model_state = {
+            key[len("model.") :]: value for key, value in state.items() if key.startswith("model.")
+        }
         model = None
         if model_state:
             model = self._model_template.clone()
             model.load_state_dict(model_state)
-        self._pool = Pool(np.array(state["pool.samples"], dtype=np.float64), np.array(state["pool.origin"], dtype=np.int64))
+        self._pool = Pool(
+            np.array(state["pool.samples"], dtype=np.float64), np.array(state["pool.origin"], dtype=np.int64)
+        )
         self._model, self._generation = model, generation
         return self._observation()
 
@@ -286,4 +318,9 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         origin[:n_items] = self._pool.origin
         valid = np.zeros(self.capacity, dtype=np.int8)
         valid[:n_items] = 1
-        return {"samples": samples, "origin": origin, "valid": valid, "generation": np.int64(self._generation)}
+        return {
+            "samples": samples,
+            "origin": origin,
+            "valid": valid,
+            "generation": np.int64(self._generation),
+        }

@@ -25,7 +25,9 @@ def agent_labels(frame: pd.DataFrame) -> pd.Series:
 def summarize(frame: pd.DataFrame, metrics: list[str], generation: int | None = None) -> pd.DataFrame:
     """Mean, 95% normal-approximation half-width and seed count of each metric at one generation
     (default: each run's last), per env and agent."""
-    data = frame[frame["metric"].isin(metrics)].assign(agent=agent_labels(frame[frame["metric"].isin(metrics)]))
+    data = frame[frame["metric"].isin(metrics)].assign(
+        agent=agent_labels(frame[frame["metric"].isin(metrics)])
+    )
     if generation is None:
         last = data.groupby("run_id")["generation"].transform("max")
         data = data[data["generation"] == last]

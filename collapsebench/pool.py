@@ -101,7 +101,9 @@ class Mix:
         return n_real + n_synthetic
 
     def update(self, update: PoolUpdate) -> Pool:
-        return Pool.concat(update.pool.select(update.pool.is_real), Pool.of(update.new_samples, update.generation))
+        return Pool.concat(
+            update.pool.select(update.pool.is_real), Pool.of(update.new_samples, update.generation)
+        )
 
 
 @DYNAMICS.register("accumulate")

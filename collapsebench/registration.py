@@ -48,7 +48,9 @@ def spec(env_id: str) -> EnvSpec:
     env_id = _bare(env_id)
     if env_id not in _SPECS:
         close = difflib.get_close_matches(env_id, list(_SPECS), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; registered: {', '.join(sorted(_SPECS))}"
+        hint = (
+            f"; did you mean {', '.join(close)}?" if close else f"; registered: {', '.join(sorted(_SPECS))}"
+        )
         raise KeyError(f"unknown env {env_id!r}{hint}")
     return _SPECS[env_id]
 
@@ -63,8 +65,14 @@ def list_envs() -> list[str]:
 
 
 def make(env_id: str, **overrides: Any) -> gym.Env:
-    """Build a registered env; ``overrides`` replace spec defaults (``generations=20``, ``model="kde"``)."""
+    """Build a registered env; ``overrides`` replace spec defaults (``generations=20``, ``model="kde"``).
+
+    The spec's ``model_kwargs`` belong to the spec's model: choosing another model without giving its
+    ``model_kwargs`` builds that model with its own defaults.
+    """
     env_spec = spec(env_id)
+    if "model" in overrides and overrides["model"] != env_spec.kwargs.get("model"):
+        overrides.setdefault("model_kwargs", None)
     generations = int(overrides.get("generations", env_spec.kwargs["generations"]))
     return gym.make(env_spec.id, max_episode_steps=generations + 1, **overrides)
 
@@ -78,7 +86,9 @@ def env_version(env_id: str) -> int:
 DYNAMICS_IN_IDS = ("replace", "mix", "accumulate", "fresh")
 
 
-def register_family(name: str, entry_point: str, defaults: dict[str, Any], doc: str, version: int = 0) -> None:
+def register_family(
+    name: str, entry_point: str, defaults: dict[str, Any], doc: str, version: int = 0
+) -> None:
     """Register ``{name}-{dynamics}-v{version}`` for each of the four pool dynamics."""
     for dynamics in DYNAMICS_IN_IDS:
         register_env(f"{name}-{dynamics}-v{version}", entry_point, {**defaults, "dynamics": dynamics}, doc)

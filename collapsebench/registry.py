@@ -22,7 +22,9 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator: ``@registry.register("name")`` on a class or factory function."""
         if not isinstance(name, str) or not name or name != name.strip():
-            raise ValueError(f"{self.kind} names must be non-empty strings without surrounding spaces, got {name!r}")
+            raise ValueError(
+                f"{self.kind} names must be non-empty strings without surrounding spaces, got {name!r}"
+            )
 
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._entries:

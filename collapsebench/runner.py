@@ -50,10 +50,16 @@ def run_lineage(
     store: ResultsStore,
     env_kwargs: Mapping[str, Any] | None = None,
     on_generation: Callable[[int], None] | None = None,
-    checkpoint_every: int = 1,
+    checkpoint_every_s: float = 60.0,
 ) -> str:
-    """Run (or finish) one lineage and return its run id. ``on_generation(g)`` is called after each
-    generation committed here; generations found already committed are reported once, up front."""
+    """Run (or finish) one lineage and return its run id.
+
+    Every generation is committed to the store as it finishes. The env state is checkpointed once
+    ``checkpoint_every_s`` seconds of compute have passed since the last checkpoint (0: after every
+    generation); a resumed run restores the newest checkpoint and replays, without writing, the few
+    committed generations after it: the env is deterministic, so the numbers are the same.
+    ``on_generation(n)`` reports progress (generations already committed are reported once, up front).
+    """
     env = make(env_id, **dict(env_kwargs or {}))
     try:
         unwrapped: CollapseEnv = env.unwrapped  # type: ignore[assignment]
@@ -61,28 +67,31 @@ def run_lineage(
         done = store.begin_run(key, _package_version())
         last = unwrapped.generations
         if on_generation is not None and done:
-            on_generation(done)
+            on_generation(min(done, last + 1))
         if done > last:
             return key.run_id
 
         obs, _ = env.reset(seed=seed)
         policy.reset(seed)
-        if done:
-            state = store.load_checkpoint(key.run_id, done - 1)
-            if state is not None:
-                obs = unwrapped.restore(state)
-            else:  # no checkpoint kept: replay deterministically up to where the store stops
-                for _ in range(done):
-                    obs, *_ = env.step(policy(obs))
+        start = 0
+        checkpoint = store.latest_checkpoint(key.run_id, at_most=done - 1) if done else None
+        if checkpoint is not None:
+            restored_generation, state = checkpoint
+            obs, start = unwrapped.restore(state), restored_generation + 1
 
-        for generation in range(done, last + 1):
+        since_checkpoint = 0.0
+        for generation in range(start, last + 1):
             started = time.perf_counter()
             obs, _, _, _, info = env.step(policy(obs))
-            if generation < last and (generation + 1) % checkpoint_every == 0:
+            if generation < done:
+                continue  # replaying a generation the store already has
+            elapsed = time.perf_counter() - started
+            store.commit_generation(key, generation, info["metrics"], elapsed)
+            since_checkpoint += elapsed
+            if generation < last and since_checkpoint >= checkpoint_every_s:
                 store.save_checkpoint(key.run_id, generation, unwrapped.checkpoint())
-            store.commit_generation(key, generation, info["metrics"], time.perf_counter() - started)
-            if generation < last and (generation + 1) % checkpoint_every == 0:
                 store.prune_checkpoints(key.run_id, keep_generation=generation)
+                since_checkpoint = 0.0
             if on_generation is not None:
                 on_generation(1)
         store.prune_checkpoints(key.run_id, keep_generation=None)
@@ -102,10 +111,12 @@ def evaluate(
     env_kwargs: Mapping[str, Any] | None = None,
     store: ResultsStore | str | None = None,
     progress: bool = True,
+    checkpoint_every_s: float = 60.0,
 ) -> pd.DataFrame:
     """Run ``policy`` on ``env_id`` for each seed; return tidy results (one row per seed, generation and
     metric: env_id, env_version, model, model_params, policy, params, seed, generation, metric, value,
-    run_id). ``generations`` (T), ``model`` and ``model_kwargs`` override the env spec's defaults."""
+    run_id). ``generations`` (T), ``model`` and ``model_kwargs`` override the env spec's defaults;
+    ``checkpoint_every_s`` sets how much compute an interruption may cost (see ``run_lineage``)."""
     if isinstance(policy, str):
         policy = make_policy(policy, **dict(policy_kwargs or {}))
     elif policy_kwargs:
@@ -124,7 +135,11 @@ def evaluate(
     run_ids = []
     with _progress(progress, f"{env_id} · {policy.label}", len(seeds) * total_generations) as advance:
         for seed in seeds:
-            run_ids.append(run_lineage(env_id, policy, seed, results, overrides, on_generation=advance))
+            run_ids.append(
+                run_lineage(
+                    env_id, policy, seed, results, overrides, advance, checkpoint_every_s=checkpoint_every_s
+                )
+            )
     return results.to_dataframe(run_ids)
 
 
@@ -140,7 +155,11 @@ class _progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=False,
         )
         self._bar.start()
         task = self._bar.add_task(self.description, total=self.total)

@@ -53,7 +53,9 @@ class Evaluation:
 
     @cached_property
     def prdc(self) -> dict[str, float]:
-        return precision_recall_density_coverage(self.real_test_features, self.sample_features, self.nearest_k)
+        return precision_recall_density_coverage(
+            self.real_test_features, self.sample_features, self.nearest_k
+        )
 
     @cached_property
     def model_covariance(self) -> np.ndarray:

@@ -56,7 +56,16 @@ CREATE TABLE IF NOT EXISTS metrics (
 """
 
 TIDY_COLUMNS = [
-    "env_id", "env_version", "model", "model_params", "policy", "params", "seed", "generation", "metric", "value",
+    "env_id",
+    "env_version",
+    "model",
+    "model_params",
+    "policy",
+    "params",
+    "seed",
+    "generation",
+    "metric",
+    "value",
 ]
 
 
@@ -108,29 +117,59 @@ class ResultsStore:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_store_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection: sqlite3.Connection | None = None
+        self._connection_pid = -1
         with self._connect() as connection:
             connection.executescript(SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        connection = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        try:
+        # One connection per process (a connection must not cross a fork): opening one per
+        # generation cost more than a whole step of the cheap envs.
+        if self._connection is None or self._connection_pid != os.getpid():
+            connection = sqlite3.connect(
+                self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+            )
             connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")  # WAL: safe against crashes of the process
             connection.execute("PRAGMA busy_timeout=60000")
-            yield connection
-        finally:
-            connection.close()
+            self._connection, self._connection_pid = connection, os.getpid()
+        yield self._connection
+
+    def close(self) -> None:
+        if self._connection is not None and self._connection_pid == os.getpid():
+            self._connection.close()
+        self._connection = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path, self._connection, self._connection_pid = state["path"], None, -1
 
     # ------------------------------------------------------------------ runs
     def begin_run(self, key: RunKey, package_version: str) -> int:
         """Record the run if new; return how many generations are already committed."""
         with self._connect() as connection:
             connection.execute(
-                "INSERT OR IGNORE INTO runs (run_id, env_id, env_version, env_config, model, model_params, policy,"
+                "INSERT OR IGNORE INTO runs (run_id, env_id, env_version, env_config, model, model_params,"
+                " policy,"
                 " policy_params, seed, generations, package_version, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key.run_id, key.env_id, key.env_version, key.env_config, key.model, key.model_params, key.policy,
-                 key.policy_params, key.seed, key.generations, package_version, _now()),
+                (
+                    key.run_id,
+                    key.env_id,
+                    key.env_version,
+                    key.env_config,
+                    key.model,
+                    key.model_params,
+                    key.policy,
+                    key.policy_params,
+                    key.seed,
+                    key.generations,
+                    package_version,
+                    _now(),
+                ),
             )
             row = connection.execute(
                 "SELECT completed_generations FROM runs WHERE run_id = ?", (key.run_id,)
@@ -139,7 +178,9 @@ class ResultsStore:
 
     def completed_generations(self, run_id: str) -> int:
         with self._connect() as connection:
-            row = connection.execute("SELECT completed_generations FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            row = connection.execute(
+                "SELECT completed_generations FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
         return 0 if row is None else int(row[0])
 
     def commit_generation(
@@ -170,7 +211,7 @@ class ResultsStore:
         return self.path.with_name(self.path.name + ".checkpoints") / run_id
 
     def save_checkpoint(self, run_id: str, generation: int, state: Mapping[str, np.ndarray]) -> None:
-        """Atomically write the state after ``generation`` (call before committing that generation)."""
+        """Atomically write the env state after ``generation`` (once that generation is committed)."""
         folder = self.checkpoint_dir(run_id)
         folder.mkdir(parents=True, exist_ok=True)
         temporary = folder / f".gen-{generation:05d}.tmp.npz"
@@ -183,6 +224,21 @@ class ResultsStore:
             return None
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
+
+    def latest_checkpoint(self, run_id: str, at_most: int) -> tuple[int, dict[str, np.ndarray]] | None:
+        """The newest checkpoint of a generation ≤ ``at_most``, with that generation, if any."""
+        folder = self.checkpoint_dir(run_id)
+        generations = (
+            sorted((int(path.stem.removeprefix("gen-")) for path in folder.glob("gen-*.npz")), reverse=True)
+            if folder.exists()
+            else []
+        )
+        for generation in generations:
+            if generation <= at_most:
+                state = self.load_checkpoint(run_id, generation)
+                if state is not None:
+                    return generation, state
+        return None
 
     def prune_checkpoints(self, run_id: str, keep_generation: int | None) -> None:
         """Delete every checkpoint of the run but ``keep_generation`` (all of them if None)."""

@@ -4,8 +4,13 @@ from collapsebench.envs.gaussian import GAUSSIAN_DEFAULTS, GAUSSIAN_ND_DEFAULTS,
 from collapsebench.envs.gmm2d import GMM2D_DEFAULTS, GMM2DEnv
 from collapsebench.registration import register_family
 
-register_family("Gaussian", "collapsebench.envs.gaussian:GaussianEnv", GAUSSIAN_DEFAULTS, GaussianEnv.__doc__ or "")
 register_family(
-    "GaussianND", "collapsebench.envs.gaussian:GaussianNDEnv", GAUSSIAN_ND_DEFAULTS, GaussianNDEnv.__doc__ or ""
+    "Gaussian", "collapsebench.envs.gaussian:GaussianEnv", GAUSSIAN_DEFAULTS, GaussianEnv.__doc__ or ""
+)
+register_family(
+    "GaussianND",
+    "collapsebench.envs.gaussian:GaussianNDEnv",
+    GAUSSIAN_ND_DEFAULTS,
+    GaussianNDEnv.__doc__ or "",
 )
 register_family("GMM2D", "collapsebench.envs.gmm2d:GMM2DEnv", GMM2D_DEFAULTS, GMM2DEnv.__doc__ or "")

@@ -51,7 +51,9 @@ class GMM2DEnv(CollapseEnv):
     - **Version history**: v0 — initial release.
     """
 
-    def __init__(self, *, n_modes: int = 8, radius: float = 2.0, mode_std: float = 0.2, **kwargs: Any) -> None:
+    def __init__(
+        self, *, n_modes: int = 8, radius: float = 2.0, mode_std: float = 0.2, **kwargs: Any
+    ) -> None:
         super().__init__(RingMixture(n_modes, radius, mode_std), **kwargs)
 
 

@@ -11,7 +11,9 @@ def std_ratio(model_covariance: np.ndarray, reference_covariance: np.ndarray) ->
     model_covariance = np.atleast_2d(np.asarray(model_covariance, dtype=np.float64))
     reference_covariance = np.atleast_2d(np.asarray(reference_covariance, dtype=np.float64))
     if model_covariance.shape != reference_covariance.shape:
-        raise ValueError(f"covariance shapes differ: {model_covariance.shape} vs {reference_covariance.shape}")
+        raise ValueError(
+            f"covariance shapes differ: {model_covariance.shape} vs {reference_covariance.shape}"
+        )
     sign_model, logdet_model = np.linalg.slogdet(model_covariance)
     sign_reference, logdet_reference = np.linalg.slogdet(reference_covariance)
     if sign_reference <= 0:

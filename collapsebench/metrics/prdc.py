@@ -60,7 +60,9 @@ def _balls_containing(
     neighbours = tree.query_ball_point(centers, r=radii)
     counts = np.fromiter((len(found) for found in neighbours), dtype=np.intp, count=len(centers))
     center_index = np.repeat(np.arange(len(centers)), counts)
-    point_index = np.fromiter((j for found in neighbours for j in found), dtype=np.intp, count=int(counts.sum()))
+    point_index = np.fromiter(
+        (j for found in neighbours for j in found), dtype=np.intp, count=int(counts.sum())
+    )
     # query_ball_point keeps the boundary (≤): drop pairs exactly on it, as the definitions are strict.
     distances = np.sqrt(((centers[center_index] - points[point_index]) ** 2).sum(axis=1))
     inside = distances < radii[center_index]
@@ -70,7 +72,9 @@ def _balls_containing(
 def _prdc_tree(real: np.ndarray, fake: np.ndarray, nearest_k: int) -> dict[str, float]:
     for name, features in (("real", real), ("fake", fake)):
         if not 1 <= nearest_k < len(features):
-            raise ValueError(f"nearest_k must be in [1, {len(features) - 1}] for {len(features)} {name} items")
+            raise ValueError(
+                f"nearest_k must be in [1, {len(features) - 1}] for {len(features)} {name} items"
+            )
     real_tree, fake_tree = cKDTree(real), cKDTree(fake)
     real_radii = real_tree.query(real, k=nearest_k + 1)[0][:, nearest_k]
     fake_radii = fake_tree.query(fake, k=nearest_k + 1)[0][:, nearest_k]
@@ -82,7 +86,9 @@ def _prdc_tree(real: np.ndarray, fake: np.ndarray, nearest_k: int) -> dict[str, 
     return {
         "precision": float((fake_in_real_balls > 0).mean()),
         "recall": float(np.isin(np.arange(len(real)), real_hits).mean()),
-        "density": float(fake_in_real_balls.mean() / nearest_k),
+        "density": float(
+            (1.0 / nearest_k) * fake_in_real_balls.mean()
+        ),  # the reference's order of operations
         "coverage": float((nearest_fake < real_radii).mean()),
     }
 
@@ -105,6 +111,8 @@ def _prdc_dense(real: np.ndarray, fake: np.ndarray, nearest_k: int) -> dict[str,
     return {
         "precision": float((fake_in_real_balls > 0).mean()),
         "recall": float(real_in_fake_ball.mean()),
-        "density": float(fake_in_real_balls.mean() / nearest_k),
+        "density": float(
+            (1.0 / nearest_k) * fake_in_real_balls.mean()
+        ),  # the reference's order of operations
         "coverage": float((nearest_fake < real_radii).mean()),
     }

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from collapsebench.cli import app, parse_seeds, parse_value
+from collapsebench.store import ResultsStore
+
+runner = CliRunner()
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class Result:
+    """The CLI's exit code and its output with rich's boxes and line wrapping removed."""
+
+    def __init__(self, exit_code: int, output: str) -> None:
+        self.exit_code = exit_code
+        self.output = " ".join(re.sub(r"[│╭╮╰╯─]", " ", output).split())
+
+
+def invoke(*args: str) -> Result:
+    result = runner.invoke(app, list(args))
+    return Result(result.exit_code, result.output)
+
+
+def test_list_shows_envs_policies_models_and_metrics():
+    result = invoke("list")
+    assert result.exit_code == 0, result.output
+    for name in ("Gaussian-mix-v0", "GMM2D-replace-v0", "lambda-mix", "gmm", "std_ratio"):
+        assert name in result.output
+
+
+def test_describe_prints_docs_and_defaults():
+    result = invoke("describe", "GMM2D-mix-v0")
+    assert result.exit_code == 0 and "Version history" in result.output and '"n_real": 500' in result.output
+    assert invoke("describe", "Nope-v0").exit_code != 0
+
+
+def test_run_then_plot_then_export(tmp_path):
+    store = tmp_path / "r.sqlite"
+    result = invoke(
+        "run",
+        "Gaussian-mix-v0",
+        "--policy",
+        "lambda-mix",
+        "--param",
+        "lam=0.5",
+        "--seeds",
+        "0-2",
+        "--generations",
+        "2",
+        "--env-param",
+        "n_test=30",
+        "--env-param",
+        "n_eval=30",
+        "--store",
+        str(store),
+        "--out",
+        str(tmp_path / "out.csv"),
+        "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(tmp_path / "out.csv")
+    assert sorted(frame["seed"].unique()) == [0, 1, 2] and frame["generation"].max() == 2
+    assert set(frame["params"]) == {'{"lam":0.5}'}
+    assert len(ResultsStore(store).runs()) == 3
+
+    png = tmp_path / "curves.png"
+    result = invoke(
+        "plot", "--store", str(store), "--metric", "std_ratio", "--metric", "fd", "--out", str(png)
+    )
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 10_000
+
+    result = invoke("export", str(tmp_path / "all.parquet"), "--store", str(store))
+    assert result.exit_code == 0 and len(pd.read_parquet(tmp_path / "all.parquet")) == len(frame)
+
+
+def test_run_reports_bad_input_clearly(tmp_path):
+    store = str(tmp_path / "r.sqlite")
+    result = invoke("run", "Gausian-mix-v0", "--policy", "lambda-mix", "--store", store)
+    assert result.exit_code != 0 and "did you mean Gaussian-mix-v0" in result.output
+    result = invoke("run", "Gaussian-mix-v0", "--policy", "lambda-mix", "--param", "lam", "--store", store)
+    assert result.exit_code != 0 and "NAME=VALUE" in result.output
+    result = invoke("run", "Gaussian-mix-v0", "--policy", "lambda-mix", "--seeds", "a-b", "--store", store)
+    assert result.exit_code != 0 and "seeds look like" in result.output
+
+
+def test_plot_without_results_says_so(tmp_path):
+    result = invoke("plot", "--store", str(tmp_path / "missing.sqlite"))
+    assert result.exit_code != 0 and "no results store" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("0.5", 0.5), ("3", 3), ("inf", float("inf")), ("true", True), ("scott", "scott"), ("[1, 2]", [1, 2])],
+)
+def test_parse_value(text, value):
+    assert parse_value(text) == value
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
+    assert parse_seeds("5") == [5]
+
+
+def test_demo_quick_writes_results_summary_and_figures(tmp_path):
+    result = invoke("demo", "--quick", "--out", str(tmp_path), "--no-progress")
+    assert result.exit_code == 0, result.output
+    for name in ("results.sqlite", "results.csv", "summary.csv", "summary.md"):
+        assert (tmp_path / name).exists(), name
+    for family in ("Gaussian", "GMM2D"):
+        assert (tmp_path / f"curves-{family}.png").read_bytes()[:8] == PNG_MAGIC
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert {"Gaussian-replace-v0", "Gaussian-mix-v0", "GMM2D-mix-v0"} <= set(summary["env_id"])

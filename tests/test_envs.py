@@ -1,0 +1,213 @@
+"""Every registered env: gymnasium's checker, determinism, the pool dynamics, the action contract."""
+
+from __future__ import annotations
+
+import re
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import collapsebench as cb
+from collapsebench.pool import EMPTY, REAL
+
+from conftest import rollout, tiny_overrides
+
+ALL_ENVS = cb.list_envs()
+
+
+def test_the_catalog_holds_every_family_and_dynamics():
+    for family in ("Gaussian", "GaussianND", "GMM2D"):
+        for dynamics in ("replace", "mix", "accumulate", "fresh"):
+            assert f"{family}-{dynamics}-v0" in ALL_ENVS
+
+
+@pytest.mark.parametrize("env_id", ALL_ENVS)
+def test_check_env_passes_with_the_spec_defaults(env_id):
+    env = cb.make(env_id)
+    check_env(env.unwrapped, skip_render_check=True)
+
+
+@pytest.mark.parametrize("env_id", ALL_ENVS)
+def test_same_seed_same_metrics_and_different_seed_different(env_id):
+    policy = cb.make_policy("lambda-mix", lam=0.5)
+    first = rollout(cb.make(env_id, **tiny_overrides(env_id)), policy, seed=7)
+    second = rollout(cb.make(env_id, **tiny_overrides(env_id)), policy, seed=7)
+    other = rollout(cb.make(env_id, **tiny_overrides(env_id)), policy, seed=8)
+    assert [i["metrics"] for i in first] == [i["metrics"] for i in second]
+    assert [i["metrics"] for i in first] != [i["metrics"] for i in other]
+
+
+@pytest.mark.parametrize("env_id", ALL_ENVS)
+def test_episode_truncates_after_T_plus_one_generations(env_id):
+    env = cb.make(env_id, **tiny_overrides(env_id))
+    infos = rollout(env, cb.make_policy("accumulate"), seed=0)
+    assert [info["generation"] for info in infos] == [0, 1, 2, 3]
+    with pytest.raises(RuntimeError, match="reset"):
+        env.unwrapped.step(np.ones(env.action_space.shape))
+
+
+def test_gymnasium_make_builds_the_same_env():
+    ours = rollout(cb.make("Gaussian-mix-v0", generations=2), cb.make_policy("real-only"), seed=3)
+    theirs = rollout(
+        gym.make("collapsebench/Gaussian-mix-v0", generations=2), cb.make_policy("real-only"), seed=3
+    )
+    assert [i["metrics"] for i in ours] == [i["metrics"] for i in theirs]
+
+
+def test_overrides_replace_spec_defaults_and_are_recorded():
+    env = cb.make("Gaussian-mix-v0", generations=5, n_real=30, model="kde")
+    assert env.unwrapped.generations == 5 and env.unwrapped.n_real == 30
+    assert env.unwrapped.model_name == "kde"
+    assert env.unwrapped.config["n_real"] == 30
+    with pytest.raises(TypeError):
+        cb.make("Gaussian-mix-v0", no_such_option=1)
+
+
+def test_step_before_reset_is_an_error():
+    env = cb.make("Gaussian-mix-v0").unwrapped
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.ones(env.capacity))
+
+
+def _origins_after(env_id: str, policy: str, generations: int) -> list[np.ndarray]:
+    env = cb.make(env_id, generations=generations, n_test=20, n_eval=20)
+    obs, _ = env.reset(seed=0)
+    origins = [obs["origin"][obs["valid"] == 1]]
+    p = cb.make_policy(policy)
+    for _ in range(generations + 1):
+        obs, *_ = env.step(p(obs))
+        origins.append(obs["origin"][obs["valid"] == 1])
+    return origins
+
+
+def test_replace_dynamics_keeps_only_the_newest_samples():
+    origins = _origins_after("Gaussian-replace-v0", "full-synthetic", 3)
+    assert (origins[0] == REAL).all() and len(origins[0]) == 100
+    for generation, origin in enumerate(origins[1:]):
+        assert (origin == generation).all() and len(origin) == 100
+
+
+def test_mix_dynamics_keeps_the_real_set_and_the_newest_samples():
+    env = cb.make("Gaussian-mix-v0", generations=3, n_test=20, n_eval=20)
+    obs, _ = env.reset(seed=0)
+    real = obs["samples"][obs["origin"] == REAL].copy()
+    policy = cb.make_policy("lambda-mix")
+    for generation in range(4):
+        obs, *_ = env.step(policy(obs))
+        origin = obs["origin"]
+        assert np.array_equal(obs["samples"][origin == REAL], real)
+        assert set(origin[obs["valid"] == 1]) == {REAL, generation}
+
+
+def test_accumulate_dynamics_keeps_everything_and_fills_capacity_exactly():
+    origins = _origins_after("Gaussian-accumulate-v0", "accumulate", 3)
+    assert [len(o) for o in origins] == [100, 200, 300, 400, 500]
+    assert sorted(set(origins[-1])) == [REAL, 0, 1, 2, 3]
+    env = cb.make("Gaussian-accumulate-v0", generations=3).unwrapped
+    assert env.capacity == 500
+
+
+def test_fresh_dynamics_draws_new_real_data_each_generation():
+    env = cb.make("Gaussian-fresh-v0", generations=2, n_test=20, n_eval=20)
+    obs, _ = env.reset(seed=0)
+    policy = cb.make_policy("lambda-mix")
+    reals = [obs["samples"][obs["origin"] == REAL].copy()]
+    for _ in range(2):
+        obs, *_ = env.step(policy(obs))
+        reals.append(obs["samples"][obs["origin"] == REAL].copy())
+    assert all(len(r) == 100 for r in reals)
+    assert not np.array_equal(reals[0], reals[1]) and not np.array_equal(reals[1], reals[2])
+
+
+def test_observation_marks_empty_slots():
+    env = cb.make("Gaussian-accumulate-v0", generations=3)
+    obs, _ = env.reset(seed=0)
+    assert obs["valid"].sum() == 100
+    assert (obs["origin"][100:] == EMPTY).all() and (obs["samples"][100:] == 0).all()
+    assert env.observation_space.contains(obs)
+
+
+BAD_ACTIONS = {
+    "wrong shape": (lambda cap: np.ones(cap + 1), r"shape \(500,\)"),
+    "nan": (lambda cap: np.r_[np.nan, np.ones(cap - 1)], "NaN or infinite weights at slots \\[0\\]"),
+    "negative": (lambda cap: np.r_[-0.5, np.ones(cap - 1)], "negative weights at slots \\[0\\]"),
+    "above one": (lambda cap: np.r_[2.0, np.ones(cap - 1)], "above 1"),
+    "all on empty slots": (lambda cap: np.r_[np.zeros(200), np.ones(cap - 200)], "empty slots"),
+    "no weight": (lambda cap: np.zeros(cap), "no weight"),
+    "not numbers": (lambda cap: np.array(["a"] * cap), "numeric"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ACTIONS))
+def test_invalid_actions_raise_and_change_nothing(case):
+    make_action, message = BAD_ACTIONS[case]
+    good = cb.make_policy("lambda-mix")
+    reference = cb.make("Gaussian-accumulate-v0", generations=3, n_test=30, n_eval=30)
+    obs_ref, _ = reference.reset(seed=1)
+    reference.step(good(obs_ref))
+    obs_ref, *_ = reference.step(good(reference.unwrapped._observation()))
+
+    env = cb.make("Gaussian-accumulate-v0", generations=3, n_test=30, n_eval=30)  # 200 of 500 slots used
+    obs, _ = env.reset(seed=1)
+    obs, *_ = env.step(good(obs))
+    before = env.unwrapped.checkpoint()
+    with pytest.raises(ValueError, match=message):
+        env.step(make_action(env.unwrapped.capacity))
+    after = env.unwrapped.checkpoint()
+    assert before.keys() == after.keys()
+    assert all(np.array_equal(before[key], after[key]) for key in before)
+    # And the lineage goes on exactly as if the bad action had never been sent.
+    obs, *_ = env.step(good(obs))
+    assert all(np.array_equal(obs[key], obs_ref[key]) for key in obs)
+
+
+def test_weight_on_empty_slots_is_ignored_when_valid_items_have_weight():
+    env = cb.make("Gaussian-accumulate-v0", generations=2, n_test=30, n_eval=30)
+    env.reset(seed=0)
+    padded = env.unwrapped.training_weights(np.ones(env.unwrapped.capacity))
+    assert padded.shape == (100,) and np.allclose(padded, 0.01)
+
+
+def test_checkpoint_restore_continues_identically():
+    policy = cb.make_policy("lambda-mix", lam=0.5)
+    straight = rollout(
+        cb.make("GMM2D-mix-v0", n_real=60, n_synthetic=60, n_test=40, n_eval=40, generations=4),
+        policy,
+        seed=5,
+    )
+    env = cb.make("GMM2D-mix-v0", n_real=60, n_synthetic=60, n_test=40, n_eval=40, generations=4)
+    first = rollout(env, policy, seed=5, steps=2)
+    state = env.unwrapped.checkpoint()
+    resumed = cb.make("GMM2D-mix-v0", n_real=60, n_synthetic=60, n_test=40, n_eval=40, generations=4)
+    resumed.reset(seed=5)
+    obs = resumed.unwrapped.restore(state)
+    rest = []
+    for _ in range(3):
+        obs, _, _, _, info = resumed.step(policy(obs))
+        rest.append(info)
+    assert [i["metrics"] for i in first + rest] == [i["metrics"] for i in straight]
+
+
+def test_restore_refuses_a_checkpoint_of_another_seed():
+    env = cb.make("Gaussian-mix-v0", generations=2)
+    env.reset(seed=1)
+    state = env.unwrapped.checkpoint()
+    env.reset(seed=2)
+    with pytest.raises(ValueError, match="another seed"):
+        env.unwrapped.restore(state)
+
+
+@pytest.mark.parametrize("env_id", ["Gaussian-mix-v0", "GaussianND-mix-v0", "GMM2D-mix-v0"])
+def test_env_docs_state_observation_action_reward_termination_and_history(env_id):
+    doc = cb.env_doc(env_id)
+    for section in ("Observation", "Action", "Reward", "Termination", "Defaults", "Version history"):
+        assert re.search(rf"\*\*{section}", doc), f"{env_id} doc lacks {section}"
+
+
+def test_reward_is_minus_the_headline_metric():
+    env = cb.make("GMM2D-mix-v0", generations=1, n_real=60, n_synthetic=60, n_test=40, n_eval=40)
+    obs, _ = env.reset(seed=0)
+    _, reward, _, _, info = env.step(cb.make_policy("real-only")(obs))
+    assert reward == -info["metrics"]["w2"]

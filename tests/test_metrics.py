@@ -1,0 +1,127 @@
+"""Metrics against reference implementations (scipy, prdc, an assignment solver) and closed forms."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import prdc
+import pytest
+from scipy import linalg
+from scipy.optimize import linear_sum_assignment
+
+from collapsebench.metrics import (
+    frechet_distance,
+    frechet_distance_from_samples,
+    precision_recall_density_coverage,
+    std_ratio,
+    wasserstein2,
+)
+
+
+def _scipy_frechet(mu1, s1, mu2, s2):
+    covmean = linalg.sqrtm(s1 @ s2)
+    if np.iscomplexobj(covmean):
+        covmean = covmean.real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def _random_spd(rng, d):
+    a = rng.normal(size=(d, d))
+    return a @ a.T / d + 0.1 * np.eye(d)
+
+
+@pytest.mark.parametrize("d", [1, 2, 8, 64])
+def test_frechet_matches_scipy_sqrtm(rng, d):
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    s1, s2 = _random_spd(rng, d), _random_spd(rng, d)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(
+        _scipy_frechet(mu1, s1, mu2, s2), rel=1e-8, abs=1e-10
+    )
+
+
+def test_frechet_closed_form_in_one_dimension():
+    # For 1-D Gaussians FD = (μ1 − μ2)² + (σ1 − σ2)², the squared W2.
+    assert frechet_distance(
+        np.array([1.0]), np.array([[4.0]]), np.array([-0.5]), np.array([[0.25]])
+    ) == pytest.approx(1.5**2 + 1.5**2)
+
+
+def test_frechet_is_zero_on_identical_sets_and_symmetric(rng):
+    x, y = rng.normal(size=(300, 5)), rng.normal(size=(200, 5)) * 2
+    assert frechet_distance_from_samples(x, x) == pytest.approx(0.0, abs=1e-9)
+    assert frechet_distance_from_samples(x, y) == pytest.approx(frechet_distance_from_samples(y, x))
+
+
+def _reference_prdc(real, fake, k):
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints its sizes
+        return {key: float(value) for key, value in prdc.compute_prdc(real, fake, k).items()}
+
+
+@pytest.mark.parametrize("method", ["tree", "dense"])
+@pytest.mark.parametrize(("d", "k", "shift"), [(1, 3, 0.0), (2, 3, 0.5), (8, 5, 0.3), (20, 3, 1.0)])
+def test_prdc_matches_the_reference_package(rng, method, d, k, shift):
+    real = rng.normal(size=(400, d))
+    fake = rng.normal(size=(350, d)) * 1.3 + shift
+    ours, reference = (
+        precision_recall_density_coverage(real, fake, k, method=method),
+        _reference_prdc(real, fake, k),
+    )
+    # Every ball membership agrees, so the values are equal up to the float rounding of one mean.
+    assert ours == pytest.approx(reference, rel=1e-14, abs=0)
+
+
+def test_prdc_sees_mode_collapse(rng):
+    real = rng.normal(size=(500, 2))
+    collapsed = rng.normal(size=(500, 2)) * 0.2  # all the mass in the centre of the real cloud
+    values = precision_recall_density_coverage(real, collapsed, 3)
+    assert values["precision"] > 0.95 and values["recall"] < 0.3 and values["coverage"] < 0.4
+
+
+def test_prdc_rejects_bad_inputs(rng):
+    with pytest.raises(ValueError, match="dimensions differ"):
+        precision_recall_density_coverage(rng.normal(size=(10, 2)), rng.normal(size=(10, 3)))
+    with pytest.raises(ValueError, match="nearest_k"):
+        precision_recall_density_coverage(rng.normal(size=(3, 2)), rng.normal(size=(10, 2)), 3)
+    with pytest.raises(ValueError, match="method"):
+        precision_recall_density_coverage(
+            rng.normal(size=(10, 2)), rng.normal(size=(10, 2)), 3, method="fast"
+        )
+
+
+@pytest.mark.parametrize("d", [2, 3, 5])
+def test_exact_w2_matches_an_assignment_solver(rng, d):
+    # With equal sizes and uniform weights, optimal transport is an optimal assignment.
+    x, y = rng.normal(size=(120, d)), rng.normal(size=(120, d)) + 0.7
+    cost = ((x[:, None] - y[None]) ** 2).sum(-1)
+    rows, cols = linear_sum_assignment(cost)
+    assert wasserstein2(x, y) == pytest.approx(np.sqrt(cost[rows, cols].mean()), rel=1e-9)
+
+
+def test_one_dimensional_w2_is_the_quantile_coupling(rng):
+    x, y = rng.normal(size=500), rng.normal(size=500) * 2 + 1
+    expected = np.sqrt(np.mean((np.sort(x) - np.sort(y)) ** 2))
+    assert wasserstein2(x[:, None], y[:, None]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_sliced_w2_is_used_beyond_the_exact_budget_and_bounds_it_from_below(rng):
+    x, y = rng.normal(size=(300, 4)), rng.normal(size=(300, 4)) + 1.0
+    exact = wasserstein2(x, y)
+    sliced = wasserstein2(x, y, exact_max_pairs=100, seed=1)
+    assert 0 < sliced < exact
+    # A pure translation by t: every 1-D projection moves by ⟨t, θ⟩, so SW2² = E⟨t, θ⟩² = |t|²/d.
+    assert wasserstein2(x, x + 1.0, exact_max_pairs=100, n_projections=4000, seed=0) == pytest.approx(
+        1.0, rel=0.05
+    )
+
+
+def test_std_ratio_closed_forms(rng):
+    cov = _random_spd(rng, 6)
+    assert std_ratio(cov * 0.25, cov) == pytest.approx(0.5)
+    rotation, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    assert std_ratio(rotation @ cov @ rotation.T, cov) == pytest.approx(1.0)
+    assert std_ratio(np.array([[0.81]]), np.array([[1.0]])) == pytest.approx(0.9)
+    assert std_ratio(np.zeros((2, 2)), np.eye(2)) == 0.0
+    with pytest.raises(ValueError, match="shapes differ"):
+        std_ratio(np.eye(2), np.eye(3))

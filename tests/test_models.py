@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+import collapsebench as cb
+from collapsebench.envs.gmm2d import RingMixture
+from collapsebench.models import MODELS, SupportsLogProb, WeightedData
+
+
+def uniform(x):
+    return WeightedData(x, np.full(len(x), 1 / len(x)))
+
+
+def test_gaussian_uniform_weights_give_the_unbiased_estimator(rng):
+    x = rng.normal(size=(50, 3))
+    model = cb.make_model("gaussian")
+    model.fit(uniform(x), rng)
+    assert np.allclose(model.mean_, x.mean(0))
+    assert np.allclose(model.covariance(), np.cov(x, rowvar=False, ddof=1))
+    biased = cb.make_model("gaussian", unbiased=False)
+    biased.fit(uniform(x), rng)
+    assert np.allclose(biased.covariance(), np.cov(x, rowvar=False, ddof=0))
+
+
+def test_gaussian_weights_match_numpy_reliability_weights(rng):
+    x, w = rng.normal(size=(40, 2)), rng.random(40)
+    model = cb.make_model("gaussian")
+    model.fit(WeightedData(x, w / w.sum()), rng)
+    assert np.allclose(model.covariance(), np.cov(x, rowvar=False, aweights=w, ddof=1))
+
+
+def test_gaussian_samples_and_log_prob(rng):
+    model = cb.make_model("gaussian")
+    model.load_state_dict({"mean": np.array([1.0, -1.0]), "cov": np.array([[2.0, 0.5], [0.5, 1.0]])})
+    samples = model.sample(200_000, rng)
+    assert np.allclose(samples.mean(0), [1, -1], atol=0.02)
+    assert np.allclose(np.cov(samples, rowvar=False), [[2, 0.5], [0.5, 1]], atol=0.03)
+    x = rng.normal(size=(5, 2))
+    assert np.allclose(model.log_prob(x), multivariate_normal([1, -1], [[2, 0.5], [0.5, 1]]).logpdf(x))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_round_trips_through_its_state_dict(name, rng):
+    x = RingMixture().sample(300, rng)
+    model = cb.make_model(name)
+    model.fit(uniform(x), np.random.default_rng(0))
+    restored = cb.make_model(name)
+    restored.load_state_dict({key: value.copy() for key, value in model.state_dict().items()})
+    assert np.allclose(
+        model.sample(50, np.random.default_rng(1)), restored.sample(50, np.random.default_rng(1))
+    )
+    if isinstance(model, SupportsLogProb):
+        assert np.allclose(model.log_prob(x[:20]), restored.log_prob(x[:20]))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_records_its_parameters_with_defaults(name):
+    model = cb.make_model(name)
+    assert model.name == name
+    assert isinstance(model.params, dict)
+
+
+def test_gmm_recovers_the_ring_modes(rng):
+    ring = RingMixture(n_modes=8, radius=2.0, mode_std=0.2)
+    model = cb.make_model("gmm", n_components=8)
+    model.fit(uniform(ring.sample(4000, rng)), rng)
+    distances = np.linalg.norm(model._mixture.means_[:, None] - ring.modes[None], axis=-1)
+    assert np.all(distances.min(axis=0) < 0.1)
+    assert np.allclose(model.covariance(), ring.population_covariance, atol=0.1)
+
+
+def test_kde_samples_add_the_kernel_variance(rng):
+    x = rng.normal(size=(2000, 1))
+    model = cb.make_model("kde", bandwidth=0.5)
+    model.fit(uniform(x), rng)
+    assert model.sample(100_000, rng).var() == pytest.approx(x.var() + 0.25, rel=0.03)
+
+
+def test_systematic_resampling_is_the_identity_for_uniform_weights(rng):
+    x = np.arange(10.0)[:, None]
+    assert sorted(uniform(x).resample(rng)[:, 0]) == list(range(10))
+
+
+def test_systematic_resampling_counts_are_floor_or_ceil(rng):
+    x = np.arange(4.0)[:, None]
+    weights = np.array([0.5, 0.25, 0.2, 0.05])
+    counts = np.bincount(WeightedData(x, weights).resample(rng, size=20)[:, 0].astype(int), minlength=4)
+    assert np.all(np.abs(counts - 20 * weights) < 1)
+
+
+def test_weighted_data_validates(rng):
+    with pytest.raises(ValueError, match="sum to 1"):
+        WeightedData(np.zeros((3, 1)), np.array([0.5, 0.5, 0.5]))
+    with pytest.raises(ValueError, match="3 samples but 2 weights"):
+        WeightedData(np.zeros((3, 1)), np.array([0.5, 0.5]))
+    assert WeightedData(np.zeros((4, 1)), np.full(4, 0.25)).effective_size == pytest.approx(4)

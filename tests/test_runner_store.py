@@ -1,0 +1,185 @@
+"""evaluate(), the SQLite store, skipping finished runs, resuming interrupted ones, concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import collapsebench as cb
+from collapsebench.store import TIDY_COLUMNS, ResultsStore, export
+
+SMALL = {"n_test": 30, "n_eval": 30}
+
+
+def small_eval(store, seeds=range(2), generations=3, policy="lambda-mix", checkpoint_every_s=60.0, **kwargs):
+    return cb.evaluate(
+        "Gaussian-mix-v0",
+        policy=policy,
+        policy_kwargs=kwargs or {"lam": 1.0},
+        seeds=seeds,
+        generations=generations,
+        env_kwargs=SMALL,
+        store=store,
+        progress=False,
+        checkpoint_every_s=checkpoint_every_s,
+    )
+
+
+def test_evaluate_returns_tidy_rows(tmp_path):
+    frame = small_eval(tmp_path / "r.sqlite")
+    assert set(TIDY_COLUMNS) <= set(frame.columns)
+    assert len(frame) == 2 * 4 * 9  # seeds × generations (T + 1) × metrics
+    assert set(frame["env_id"]) == {"Gaussian-mix-v0"} and set(frame["env_version"]) == {0}
+    assert set(frame["policy"]) == {"lambda-mix"} and set(frame["params"]) == {'{"lam":1.0}'}
+    assert set(frame["model"]) == {"gaussian"}
+    assert not frame.duplicated(["seed", "generation", "metric"]).any()
+
+
+def test_evaluate_matches_a_manual_rollout(tmp_path):
+    frame = small_eval(tmp_path / "r.sqlite", seeds=[4])
+    env = cb.make("Gaussian-mix-v0", generations=3, **SMALL)
+    policy = cb.make_policy("lambda-mix", lam=1.0)
+    obs, _ = env.reset(seed=4)
+    for generation in range(4):
+        obs, _, _, _, info = env.step(policy(obs))
+        stored = frame[frame["generation"] == generation].set_index("metric")["value"].to_dict()
+        assert stored == info["metrics"]
+
+
+def test_finished_runs_are_skipped(tmp_path, monkeypatch):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    first = small_eval(store)
+    monkeypatch.setattr(cb.CollapseEnv, "step", lambda *a, **k: pytest.fail("a finished run was re-run"))
+    again = small_eval(store)
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_different_params_are_different_runs(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    small_eval(store, lam=0.5)
+    small_eval(store, lam=1.0)
+    assert len(store.runs()) == 4
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("keep_checkpoints", [True, False])
+def test_an_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch, keep_checkpoints):
+    reference = small_eval(tmp_path / "reference.sqlite", seeds=[0], generations=5)
+
+    store = ResultsStore(tmp_path / "r.sqlite")
+    original_commit = ResultsStore.commit_generation
+    commits = {"n": 0}
+
+    def crash_after_three(self, key, generation, metrics, wall_time_s):
+        if commits["n"] == 3:
+            raise Interrupt
+        commits["n"] += 1
+        return original_commit(self, key, generation, metrics, wall_time_s)
+
+    monkeypatch.setattr(ResultsStore, "commit_generation", crash_after_three)
+    with pytest.raises(Interrupt):
+        # 0 s: a checkpoint after every generation; 60 s: none in so short a run (replay instead).
+        small_eval(store, seeds=[0], generations=5, checkpoint_every_s=0.0 if keep_checkpoints else 60.0)
+    monkeypatch.setattr(ResultsStore, "commit_generation", original_commit)
+    (run_id,) = store.runs()["run_id"]
+    assert store.completed_generations(run_id) == 3
+    assert (store.latest_checkpoint(run_id, at_most=2) is not None) == keep_checkpoints
+
+    steps = {"n": 0}
+    original_step = cb.CollapseEnv.step
+
+    def counting_step(self, action):
+        steps["n"] += 1
+        return original_step(self, action)
+
+    monkeypatch.setattr(cb.CollapseEnv, "step", counting_step)
+    resumed = small_eval(store, seeds=[0], generations=5)
+    assert steps["n"] == (3 if keep_checkpoints else 6)  # a checkpoint saves the first three generations
+    columns = ["generation", "metric", "value"]
+    pd.testing.assert_frame_equal(resumed[columns], reference[columns])
+    assert not store.checkpoint_dir(run_id).exists()  # cleaned up once the run finished
+
+
+def test_a_generation_is_committed_once_even_by_two_writers(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    frame = small_eval(store, seeds=[0], generations=1)
+    (run_id,) = frame["run_id"].unique()
+    from collapsebench.store import RunKey
+
+    row = store.runs().iloc[0]
+    key = RunKey(
+        row.env_id,
+        row.env_version,
+        row.env_config,
+        row.model,
+        row.model_params,
+        row.policy,
+        row.policy_params,
+        row.seed,
+        row.generations,
+    )
+    assert key.run_id == run_id
+    assert store.commit_generation(key, 1, {"fd": 123.0}, 0.0) is False
+    assert len(store.to_dataframe()) == len(frame)
+
+
+def _worker(path: str, seed: int) -> None:
+    small_eval(path, seeds=[seed], generations=4)
+
+
+def test_several_processes_can_write_to_one_store(tmp_path):
+    path = str(tmp_path / "shared.sqlite")
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_worker, args=(path, seed)) for seed in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    frame = ResultsStore(path).to_dataframe()
+    assert sorted(frame["seed"].unique()) == [0, 1, 2]
+    assert len(frame) == 3 * 5 * 9
+    with sqlite3.connect(path) as connection:
+        assert (
+            connection.execute("SELECT COUNT(*) FROM runs WHERE finished_at IS NOT NULL").fetchone()[0] == 3
+        )
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_export_round_trips(tmp_path, suffix):
+    frame = small_eval(tmp_path / "r.sqlite", seeds=[0], generations=1)
+    path = export(frame, tmp_path / f"out{suffix}")
+    loaded = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    assert np.allclose(loaded["value"], frame["value"]) and list(loaded.columns) == list(frame.columns)
+    with pytest.raises(ValueError, match=r"\.csv or \.parquet"):
+        export(frame, tmp_path / "out.xlsx")
+
+
+def test_default_store_path_follows_the_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLLAPSEBENCH_STORE", str(tmp_path / "env.sqlite"))
+    small_eval(None, seeds=[0], generations=0)
+    assert (tmp_path / "env.sqlite").exists()
+
+
+def test_evaluate_accepts_a_policy_instance_and_model_overrides(tmp_path):
+    frame = cb.evaluate(
+        "GMM2D-mix-v0",
+        cb.make_policy("real-only"),
+        seeds=[0],
+        generations=1,
+        model="kde",
+        model_kwargs={"bandwidth": 0.3},
+        env_kwargs={"n_real": 50, "n_synthetic": 50, "n_test": 30, "n_eval": 30},
+        store=tmp_path / "r.sqlite",
+        progress=False,
+    )
+    assert set(frame["model"]) == {"kde"} and '"bandwidth":0.3' in frame["model_params"].iloc[0]
+    with pytest.raises(ValueError, match="policy_kwargs"):
+        cb.evaluate("GMM2D-mix-v0", cb.make_policy("real-only"), {"lam": 1}, store=tmp_path / "r.sqlite")
