@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, TypeVar
+
+Instance = TypeVar("Instance")
+
+
+def with_params(instance: Instance, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Instance:
+    """For ``__new__``: store on ``instance.params`` what its ``__init__`` is about to receive."""
+    instance.params = bound_params(type(instance), args, kwargs)  # type: ignore[attr-defined]
+    return instance
+
+
+def registered_name(instance: object) -> str:
+    """The name the instance's class was registered under (its class name if it was not)."""
+    return getattr(type(instance), "registered_name", type(instance).__name__)
 
 
 def bound_params(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
 
     def __new__(cls, *args: Any, **kwargs: Any) -> CollapseEnv:
         instance = super().__new__(cls)
-        instance.config = bound_params(cls, args, kwargs)
+        instance.config = bound_params(cls, args, kwargs)  # the resolved env config, for results records
         return instance
 
     def __init__(

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from collapsebench._params import bound_params
+from collapsebench._params import registered_name, with_params
 from collapsebench.registry import Registry
 
 
@@ -75,13 +75,11 @@ class GenerativeModel(ABC):
     params: dict[str, Any]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
-        instance = super().__new__(cls)
-        instance.params = bound_params(cls, args, kwargs)
-        return instance
+        return with_params(super().__new__(cls), args, kwargs)
 
     @property
     def name(self) -> str:
-        return getattr(type(self), "registered_name", type(self).__name__)
+        return registered_name(self)
 
     @abstractmethod
     def fit(self, data: WeightedData, rng: np.random.Generator) -> None:

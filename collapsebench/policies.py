@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from collapsebench._params import bound_params
+from collapsebench._params import registered_name, with_params
 from collapsebench.pool import REAL
 from collapsebench.registry import Registry
 
@@ -55,14 +55,13 @@ class CurationPolicy(ABC):
     params: dict[str, Any]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
-        instance = super().__new__(cls)
-        instance.params = bound_params(cls, args, kwargs)
+        instance = with_params(super().__new__(cls), args, kwargs)
         instance._seed = 0
         return instance
 
     @property
     def name(self) -> str:
-        return getattr(type(self), "registered_name", type(self).__name__)
+        return registered_name(self)
 
     @property
     def label(self) -> str:

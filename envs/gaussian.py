@@ -99,9 +99,8 @@ class GaussianNDEnv(CollapseEnv):
         super().__init__(GaussianDistribution(np.zeros(dim), cov), **kwargs)
 
 
-GAUSSIAN_DEFAULTS: dict[str, Any] = {
-    "mean": 0.0,
-    "std": 1.0,
+# What both Gaussian families share: the seed paper's warm-up budget (n = 100, T = 100).
+_GAUSSIAN_LINEAGE: dict[str, Any] = {
     "n_real": 100,
     "n_synthetic": 100,
     "n_test": 1000,
@@ -111,18 +110,11 @@ GAUSSIAN_DEFAULTS: dict[str, Any] = {
     "model_kwargs": {"unbiased": True},
     "headline_metric": "fd",
 }
-
+GAUSSIAN_DEFAULTS: dict[str, Any] = {"mean": 0.0, "std": 1.0, **_GAUSSIAN_LINEAGE}
 GAUSSIAN_ND_DEFAULTS: dict[str, Any] = {
     "dim": 8,
     "smallest_std": 0.5,
     "largest_std": 2.0,
     "rotation_seed": 0,
-    "n_real": 100,
-    "n_synthetic": 100,
-    "n_test": 1000,
-    "n_eval": 1000,
-    "generations": 100,
-    "model": "gaussian",
-    "model_kwargs": {"unbiased": True},
-    "headline_metric": "fd",
+    **_GAUSSIAN_LINEAGE,
 }
