@@ -1,5 +1,5 @@
 """Reference curation policies and models. Importing registers them by name."""
 
-from collapsebench.baselines import models, policies
+from collapsebench.baselines import curation, flows, models, policies, rewards
 
-__all__ = ["models", "policies"]
+__all__ = ["curation", "flows", "models", "policies", "rewards"]

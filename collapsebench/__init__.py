@@ -10,9 +10,10 @@ from importlib.metadata import entry_points
 
 from collapsebench.env import CollapseEnv
 from collapsebench.models import GenerativeModel, WeightedData, make_model, register_model
-from collapsebench.policies import CurationPolicy, PoolView, make_policy, register_policy
+from collapsebench.policies import CurationPolicy, PoolView, compose, make_policy, register_policy
 from collapsebench.pool import EMPTY, REAL, Pool
 from collapsebench.registration import env_doc, list_envs, make, register_env, spec
+from collapsebench.rewards import register_reward
 from collapsebench.runner import evaluate
 from collapsebench.scoring import register_metric
 
@@ -54,6 +55,7 @@ __all__ = [
     "Pool",
     "PoolView",
     "WeightedData",
+    "compose",
     "env_doc",
     "evaluate",
     "list_envs",
@@ -66,5 +68,6 @@ __all__ = [
     "register_metric",
     "register_model",
     "register_policy",
+    "register_reward",
     "spec",
 ]

@@ -61,6 +61,23 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def build_policy(names: list[str], params: dict[str, Any]) -> Any:
+    """One policy, or several composed in order; with several, parameters are ``stage.key=value``."""
+    import collapsebench as cb
+
+    if len(names) == 1:
+        return cb.make_policy(names[0], **params)
+    staged: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for key, value in params.items():
+        stage, dot, name = key.partition(".")
+        if not dot or stage not in staged:
+            raise typer.BadParameter(
+                f"with several policies, name the stage: --param {names[0]}.{key}=...", param_hint="--param"
+            )
+        staged[stage][name] = value
+    return cb.compose(*(cb.make_policy(name, **staged[name]) for name in names))
+
+
 @app.command("list")
 def list_command() -> None:
     """Registered envs, curation policies, models and metrics."""
@@ -100,8 +117,13 @@ def describe(env_id: str) -> None:
 @app.command()
 def run(
     env_id: str,
-    policy: Annotated[str, typer.Option(help="registered curation policy")],
-    param: Annotated[list[str] | None, typer.Option("--param", help="policy parameter NAME=VALUE")] = None,
+    policy: Annotated[
+        list[str], typer.Option(help="registered curation policy; repeat to compose them in order")
+    ],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="policy parameter NAME=VALUE (STAGE.NAME=VALUE when composed)"),
+    ] = None,
     seeds: Annotated[str, typer.Option(help="e.g. 0-19 or 0,3,5")] = "0-4",
     generations: Annotated[int | None, typer.Option(help="T (default: the env spec's)")] = None,
     model: Annotated[str | None, typer.Option(help="registered model (default: the env spec's)")] = None,
@@ -113,6 +135,9 @@ def run(
     ] = None,
     store: StoreOption = None,
     out: Annotated[Path | None, typer.Option(help="also export the results to .csv or .parquet")] = None,
+    snapshots: Annotated[
+        int, typer.Option(help="save samples at N evenly spaced generations (for plot --samples)")
+    ] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run one agent on one env for several seeds; results go to the store (finished runs are skipped)."""
@@ -125,10 +150,19 @@ def run(
     except KeyError as error:
         raise typer.BadParameter(str(error.args[0]), param_hint="ENV_ID") from None
     model_params = parse_params(model_param, "--model-param")
+    spec_kwargs = cb.spec(env_id).kwargs
+    if model_params and model in (None, spec_kwargs.get("model")):
+        # Same model: --model-param adjusts the spec's model settings instead of replacing them all.
+        model_params = {**(spec_kwargs.get("model_kwargs") or {}), **model_params}
+    try:
+        agent = build_policy(policy, parse_params(param, "--param"))
+    except (KeyError, TypeError, ValueError) as error:
+        raise typer.BadParameter(
+            str(error.args[0] if error.args else error), param_hint="--policy/--param"
+        ) from None
     frame = cb.evaluate(
         env_id,
-        policy,
-        parse_params(param, "--param"),
+        agent,
         seeds=parse_seeds(seeds),
         generations=generations,
         model=model,
@@ -136,6 +170,7 @@ def run(
         env_kwargs=parse_params(env_param, "--env-param"),
         store=store,
         progress=progress,
+        snapshots=snapshots,
     )
     if out is not None:
         console.print(f"wrote {export(frame, out)}")
@@ -162,16 +197,25 @@ def export_command(
 
 @app.command()
 def plot(
-    out: Annotated[Path, typer.Option(help="PNG file")] = Path("results/curves.png"),
+    out: Annotated[Path | None, typer.Option(help="PNG file (curves) or folder (--samples)")] = None,
     store: StoreOption = None,
     env: Annotated[list[str] | None, typer.Option(help="env id(s) to plot [default: all]")] = None,
     metric: Annotated[list[str] | None, typer.Option(help="metric(s) [default: std_ratio, fd]")] = None,
+    samples: Annotated[
+        bool, typer.Option("--samples", help="one scatter PNG per run that saved snapshots")
+    ] = False,
 ) -> None:
-    """Collapse curves from the store: metric vs generation, one line per agent, 95% CI over seeds."""
+    """Collapse curves from the store (metric vs generation, one line per agent, 95% CI over seeds), or
+    with --samples the pool and samples of selected generations of each run."""
     from collapsebench.plotting import plot_curves
     from collapsebench.store import ResultsStore
 
-    frame = ResultsStore(_existing(store)).to_dataframe()
+    results = ResultsStore(_existing(store))
+    if samples:
+        _plot_samples(results, out or Path("results/samples"), env)
+        return
+    out = out or Path("results/curves.png")
+    frame = results.to_dataframe()
     if env:
         missing = sorted(set(env) - set(frame["env_id"]))
         if missing:
@@ -212,6 +256,32 @@ def demo(
         table.add_row(env_id, agent, *(cells.get(metric, "") for metric in metrics))
     console.print(table)
     console.print(f"results, summary and figures in {out}/ ({time.perf_counter() - started:.0f} s)")
+
+
+def _plot_samples(results: Any, folder: Path, envs: list[str] | None) -> None:
+    import re
+
+    from collapsebench.plotting import agent_labels, plot_samples
+
+    runs = results.runs()
+    if envs:
+        runs = runs[runs["env_id"].isin(envs)]
+    runs = runs.assign(agent=agent_labels(runs.rename(columns={"policy_params": "params"})))
+    written = 0
+    for run in runs.itertuples():
+        snapshots = results.load_snapshots(run.run_id)
+        if not snapshots:
+            continue
+        stem = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{run.env_id}__{run.agent}__seed{run.seed}").strip("_")
+        path = plot_samples(
+            snapshots, folder / f"{stem}.png", title=f"{run.env_id} · {run.agent} · seed {run.seed}"
+        )
+        console.print(f"wrote {path}")
+        written += 1
+    if not written:
+        raise typer.BadParameter(
+            "no run in the store saved samples: run with --snapshots 5", param_hint="--samples"
+        )
 
 
 def _mean_ci(mean: float, half_width: float) -> str:

@@ -49,7 +49,8 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
     **Termination**: never terminated; truncated after ``generations + 1`` steps (t = 0, ..., T).
 
     **Info**: ``generation`` (the one just trained), ``metrics`` (dict of collapse metrics),
-    ``n_train`` (items with positive weight), ``effective_train_size`` (Kish).
+    ``n_train`` (items with positive weight), ``effective_train_size`` (Kish), ``samples`` (the
+    n_synthetic items this generation added to the pool).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
@@ -175,6 +176,8 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
             real_test_features=self._real_test_features,
             reference_covariance=self._reference_covariance,
             synthetic_fraction=synthetic_fraction,
+            real_data=self.real_data,
+            train_samples=train.samples,
             features=self.features,
             identity_features=self.features is flatten_features,
             nearest_k=self.nearest_k,
@@ -196,6 +199,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
             "metrics": metrics,
             "n_train": len(train),
             "effective_train_size": train.effective_size,
+            "samples": new_samples,
         }
         truncated = self._generation > self.generations
         return self._observation(), -metrics[self.headline_metric], False, truncated, info

@@ -6,18 +6,20 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+from collapsebench.policies import policy_label
 
 
 def agent_labels(frame: pd.DataFrame) -> pd.Series:
     """``policy(k=v, ...)``, with ``· model`` appended where one env holds results of several models."""
 
-    def policy_label(row: pd.Series) -> str:
+    def label(row: pd.Series) -> str:
         params = json.loads(row["params"]) if isinstance(row["params"], str) else dict(row["params"])
-        args = ", ".join(f"{key}={value}" for key, value in sorted(params.items()))
-        return f"{row['policy']}({args})" if args else str(row["policy"])
+        return policy_label(str(row["policy"]), params)
 
-    labels = frame.apply(policy_label, axis=1)
+    labels = frame.apply(label, axis=1)
     several_models = frame.groupby("env_id")["model"].transform("nunique") > 1
     return labels.where(~several_models, labels + " · " + frame["model"].astype(str))
 
@@ -79,4 +81,63 @@ def plot_curves(
     out.parent.mkdir(parents=True, exist_ok=True)
     grid.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(grid.figure)
+    return out
+
+
+def plot_samples(
+    snapshots: dict[int, dict[str, np.ndarray]], out: str | os.PathLike[str], title: str = ""
+) -> Path:
+    """The seed talk's "0 / 5 / 10 / 15 / 20 retrain." panels for one run: per saved generation, the
+    pool it trained on (real in black, synthetic coloured by the generation that made it, items the
+    policy gave no weight as grey crosses) above the samples that generation produced."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not snapshots:
+        raise ValueError(
+            "this run saved no samples: run it with snapshots > 0 (collapsebench run --snapshots 5)"
+        )
+    generations = sorted(snapshots)
+    if any(
+        np.asarray(snapshots[g]["pool"]).reshape(len(snapshots[g]["pool"]), -1).shape[1] != 2
+        for g in generations
+    ):
+        raise ValueError("sample scatter plots are for 2-D worlds")
+    first_real = snapshots[generations[0]]["pool"]
+    low, high = np.percentile(first_real, [0.5, 99.5], axis=0)
+    pad = 0.25 * (high - low)
+    limits = list(zip(low - pad, high + pad, strict=True))
+    colours = plt.get_cmap("viridis")
+    last = max(generations[-1], 1)
+
+    figure, axes = plt.subplots(2, len(generations), figsize=(2.6 * len(generations), 5.4), squeeze=False)
+    for column, generation in enumerate(generations):
+        snap = snapshots[generation]
+        pool, origin, weights = snap["pool"], snap["origin"], snap["weights"]
+        top, bottom = axes[0, column], axes[1, column]
+        dropped = weights <= 0
+        top.scatter(*pool[dropped].T, s=4, marker="x", c="0.75", linewidths=0.5, label="no weight")
+        real = (origin < 0) & ~dropped
+        top.scatter(*pool[real].T, s=2, c="black", label="real")
+        synthetic = (origin >= 0) & ~dropped
+        top.scatter(*pool[synthetic].T, s=2, c=colours(origin[synthetic] / last), label="synthetic")
+        bottom.scatter(*first_real[snapshots[generations[0]]["origin"] < 0].T, s=2, c="0.85")
+        bottom.scatter(*snap["samples"].T, s=2, c=[colours(generation / last)])
+        top.set_title(f"pool trained on, gen {generation}", fontsize=9)
+        bottom.set_title(f"samples of gen {generation}", fontsize=9)
+        for axis in (top, bottom):
+            axis.set_xlim(*limits[0])
+            axis.set_ylim(*limits[1])
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.set_aspect("equal")
+    axes[0, 0].legend(loc="lower left", fontsize=6, markerscale=3, frameon=False)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
     return out

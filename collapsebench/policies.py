@@ -25,6 +25,14 @@ from collapsebench.pool import REAL
 from collapsebench.registry import Registry
 
 
+def policy_label(name: str, params: Mapping[str, Any]) -> str:
+    """``name(k=v, ...)``; a composed policy's stages joined by ``>``."""
+    if "stages" in params:
+        return ">".join(policy_label(stage["policy"], stage["params"]) for stage in params["stages"])
+    args = ", ".join(f"{key}={value}" for key, value in params.items())
+    return f"{name}({args})" if args else name
+
+
 class PoolView:
     """Boolean masks over the slots of an observation, named for what policies ask about."""
 
@@ -66,8 +74,7 @@ class CurationPolicy(ABC):
     @property
     def label(self) -> str:
         """``name(k=v, ...)``: how plots and tables tell two parameterizations apart."""
-        args = ", ".join(f"{key}={value}" for key, value in self.params.items())
-        return f"{self.name}({args})" if args else self.name
+        return policy_label(self.name, self.params)
 
     def reset(self, seed: int | None = None) -> None:
         """Called at the start of each lineage with the env's seed."""
@@ -92,3 +99,37 @@ def register_policy(name: str) -> Callable[[type[CurationPolicy]], type[Curation
 
 def make_policy(name: str, **kwargs: Any) -> CurationPolicy:
     return POLICIES.make(name, **kwargs)
+
+
+class ComposedPolicy(CurationPolicy):
+    """Stages applied in order: each stage sees only the items every earlier stage kept (its ``valid``
+    mask narrowed to them), and the weights multiply. ``compose(filter, mixer)`` thus mixes what the
+    filter kept."""
+
+    def __init__(self, *stages: CurationPolicy) -> None:
+        if len(stages) < 2:
+            raise ValueError("compose needs at least two policies")
+        self.stages = stages
+        self.params = {"stages": [{"policy": stage.name, "params": stage.params} for stage in stages]}
+
+    @property
+    def name(self) -> str:
+        return ">".join(stage.name for stage in self.stages)
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        for stage in self.stages:
+            stage.reset(seed)
+
+    def __call__(self, obs: Mapping[str, Any]) -> np.ndarray:
+        weights = np.ones(len(obs["valid"]))
+        view = dict(obs)
+        for stage in self.stages:
+            weights = weights * np.asarray(stage(view), dtype=np.float64)
+            view["valid"] = (np.asarray(obs["valid"]) == 1) & (weights > 0)
+        return weights / weights.max() if weights.max() > 0 else weights
+
+
+def compose(*policies: CurationPolicy | str) -> CurationPolicy:
+    """Chain curation policies: ``compose("filter-likelihood", make_policy("lambda-mix", lam=0.5))``."""
+    return ComposedPolicy(*(make_policy(p) if isinstance(p, str) else p for p in policies))

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from collapsebench.env import CollapseEnv
@@ -51,6 +52,7 @@ def run_lineage(
     env_kwargs: Mapping[str, Any] | None = None,
     on_generation: Callable[[int], None] | None = None,
     checkpoint_every_s: float = 60.0,
+    snapshots: int = 0,
 ) -> str:
     """Run (or finish) one lineage and return its run id.
 
@@ -59,6 +61,8 @@ def run_lineage(
     generation); a resumed run restores the newest checkpoint and replays, without writing, the few
     committed generations after it: the env is deterministic, so the numbers are the same.
     ``on_generation(n)`` reports progress (generations already committed are reported once, up front).
+    ``snapshots``: at that many evenly spaced generations (0 and T included), save the training pool,
+    its weights and the model's samples beside the store, for ``collapsebench plot --samples``.
     """
     env = make(env_id, **dict(env_kwargs or {}))
     try:
@@ -79,13 +83,17 @@ def run_lineage(
             restored_generation, state = checkpoint
             obs, start = unwrapped.restore(state), restored_generation + 1
 
+        pictured = snapshot_generations(last, snapshots)
         since_checkpoint = 0.0
         for generation in range(start, last + 1):
             started = time.perf_counter()
-            obs, _, _, _, info = env.step(policy(obs))
+            pool, action = obs, policy(obs)
+            obs, _, _, _, info = env.step(action)
             if generation < done:
                 continue  # replaying a generation the store already has
             elapsed = time.perf_counter() - started
+            if generation in pictured:
+                store.save_snapshot(key.run_id, generation, _snapshot(pool, action, info["samples"]))
             store.commit_generation(key, generation, info["metrics"], elapsed)
             since_checkpoint += elapsed
             if generation < last and since_checkpoint >= checkpoint_every_s:
@@ -100,6 +108,23 @@ def run_lineage(
         env.close()
 
 
+def snapshot_generations(last: int, count: int) -> set[int]:
+    """``count`` evenly spaced generations from 0 to ``last`` (0 → none)."""
+    if count <= 0:
+        return set()
+    return {int(g) for g in np.unique(np.linspace(0, last, min(count, last + 1)).round())}
+
+
+def _snapshot(obs: Mapping[str, Any], action: np.ndarray, samples: np.ndarray) -> dict[str, np.ndarray]:
+    valid = np.asarray(obs["valid"]) == 1
+    return {
+        "pool": np.asarray(obs["samples"])[valid],
+        "origin": np.asarray(obs["origin"])[valid],
+        "weights": np.asarray(action, dtype=np.float64)[valid],
+        "samples": np.asarray(samples),
+    }
+
+
 def evaluate(
     env_id: str,
     policy: str | CurationPolicy,
@@ -112,11 +137,13 @@ def evaluate(
     store: ResultsStore | str | None = None,
     progress: bool = True,
     checkpoint_every_s: float = 60.0,
+    snapshots: int = 0,
 ) -> pd.DataFrame:
     """Run ``policy`` on ``env_id`` for each seed; return tidy results (one row per seed, generation and
     metric: env_id, env_version, model, model_params, policy, params, seed, generation, metric, value,
     run_id). ``generations`` (T), ``model`` and ``model_kwargs`` override the env spec's defaults;
-    ``checkpoint_every_s`` sets how much compute an interruption may cost (see ``run_lineage``)."""
+    ``checkpoint_every_s`` sets how much compute an interruption may cost; ``snapshots`` how many
+    generations to keep samples of, for pictures (see ``run_lineage``)."""
     if isinstance(policy, str):
         policy = make_policy(policy, **dict(policy_kwargs or {}))
     elif policy_kwargs:
@@ -136,9 +163,7 @@ def evaluate(
     with _progress(progress, f"{env_id} · {policy.label}", len(seeds) * total_generations) as advance:
         for seed in seeds:
             run_ids.append(
-                run_lineage(
-                    env_id, policy, seed, results, overrides, advance, checkpoint_every_s=checkpoint_every_s
-                )
+                run_lineage(env_id, policy, seed, results, overrides, advance, checkpoint_every_s, snapshots)
             )
     return results.to_dataframe(run_ids)
 

@@ -13,9 +13,12 @@ from functools import cached_property
 
 import numpy as np
 
+from collapsebench.data import AnalyticDistribution
 from collapsebench.metrics import (
     frechet_distance,
     gaussian_statistics,
+    memorization_fraction,
+    mode_coverage,
     precision_recall_density_coverage,
     std_ratio,
     wasserstein2,
@@ -41,6 +44,8 @@ class Evaluation:
     real_test_features: np.ndarray  # (n_test, feature_dim), cached by the env for the episode
     reference_covariance: np.ndarray  # covariance of the real distribution in feature space
     synthetic_fraction: float  # weight mass on synthetic items in this generation's training set
+    real_data: object = None  # the env's real-data source (analytic worlds: density, modes)
+    train_samples: np.ndarray | None = None  # (n_train, *sample_shape) items this generation trained on
     features: FeatureMap = flatten_features
     identity_features: bool = True
     nearest_k: int = 3
@@ -143,3 +148,27 @@ def _std_ratio(evaluation: Evaluation) -> float:
 @register_metric("synthetic_fraction")
 def _synthetic_fraction(evaluation: Evaluation) -> float:
     return evaluation.synthetic_fraction
+
+
+@register_metric("true_nll_samples")
+def _true_nll_samples(evaluation: Evaluation) -> float | None:
+    """−E log p_real(x) over the model's samples, where the real density is known: low when samples
+    sit where real data is dense (it rewards shrinking onto modes, so read it beside recall)."""
+    if not isinstance(evaluation.real_data, AnalyticDistribution):
+        return None
+    return float(-np.mean(evaluation.real_data.log_prob(evaluation.samples)))
+
+
+@register_metric("mode_coverage")
+def _mode_coverage(evaluation: Evaluation) -> float | None:
+    modes = getattr(evaluation.real_data, "modes", None)
+    if modes is None:
+        return None
+    return mode_coverage(evaluation.samples, modes, radius=3 * evaluation.real_data.mode_std)  # type: ignore[attr-defined]
+
+
+@register_metric("memorization")
+def _memorization(evaluation: Evaluation) -> float | None:
+    if evaluation.train_samples is None:
+        return None
+    return memorization_fraction(evaluation.features(evaluation.train_samples), evaluation.sample_features)

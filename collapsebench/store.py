@@ -251,6 +251,28 @@ class ResultsStore:
         if keep_generation is None:
             folder.rmdir()
 
+    # ------------------------------------------------------------------ sample snapshots (pictures)
+    def snapshot_dir(self, run_id: str) -> Path:
+        return self.path.with_name(self.path.name + ".snapshots") / run_id
+
+    def save_snapshot(self, run_id: str, generation: int, arrays: Mapping[str, np.ndarray]) -> None:
+        folder = self.snapshot_dir(run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".gen-{generation:05d}.tmp.npz"
+        np.savez_compressed(temporary, **arrays)
+        temporary.replace(folder / f"gen-{generation:05d}.npz")
+
+    def load_snapshots(self, run_id: str) -> dict[int, dict[str, np.ndarray]]:
+        """Generation → the arrays saved for it (``pool``, ``origin``, ``weights``, ``samples``)."""
+        folder = self.snapshot_dir(run_id)
+        snapshots = {}
+        for path in sorted(folder.glob("gen-*.npz")) if folder.exists() else []:
+            with np.load(path, allow_pickle=False) as archive:
+                snapshots[int(path.stem.removeprefix("gen-"))] = {
+                    name: archive[name] for name in archive.files
+                }
+        return snapshots
+
     # ------------------------------------------------------------------ reading
     def runs(self) -> pd.DataFrame:
         with self._connect() as connection:

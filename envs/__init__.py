@@ -2,6 +2,14 @@
 
 from collapsebench.envs.gaussian import GAUSSIAN_DEFAULTS, GAUSSIAN_ND_DEFAULTS, GaussianEnv, GaussianNDEnv
 from collapsebench.envs.gmm2d import GMM2D_DEFAULTS, GMM2DEnv
+from collapsebench.envs.toy2d import (
+    CHECKERBOARD_DEFAULTS,
+    MOONS_DEFAULTS,
+    RINGS8_DEFAULTS,
+    CheckerboardEnv,
+    MoonsEnv,
+    Rings8Env,
+)
 from collapsebench.registration import register_family
 
 register_family(
@@ -14,3 +22,11 @@ register_family(
     GaussianNDEnv.__doc__ or "",
 )
 register_family("GMM2D", "collapsebench.envs.gmm2d:GMM2DEnv", GMM2D_DEFAULTS, GMM2DEnv.__doc__ or "")
+register_family("Moons", "collapsebench.envs.toy2d:MoonsEnv", MOONS_DEFAULTS, MoonsEnv.__doc__ or "")
+register_family("Rings8", "collapsebench.envs.toy2d:Rings8Env", RINGS8_DEFAULTS, Rings8Env.__doc__ or "")
+register_family(
+    "Checkerboard",
+    "collapsebench.envs.toy2d:CheckerboardEnv",
+    CHECKERBOARD_DEFAULTS,
+    CheckerboardEnv.__doc__ or "",
+)

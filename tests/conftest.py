@@ -9,8 +9,20 @@ import collapsebench as cb
 TINY = {"n_test": 40, "n_eval": 40, "generations": 3}
 
 
+# Flows train for thousands of steps in the specs; a few dozen are enough to exercise the contract.
+TINY_FLOW = {"initial_steps": 30, "steps": 10, "batch_size": 64, "hidden": 16}
+
+
+def fast_model(env_id: str) -> dict:
+    """Overrides that shrink only the model's training budget (flow envs), nothing else."""
+    spec_kwargs = cb.spec(env_id).kwargs
+    if spec_kwargs["model"] in ("realnvp", "spline-flow"):
+        return {"model_kwargs": {**spec_kwargs["model_kwargs"], **TINY_FLOW}}
+    return {}
+
+
 def tiny_overrides(env_id: str) -> dict:
-    overrides = dict(TINY)
+    overrides = {**TINY, **fast_model(env_id)}
     spec_kwargs = cb.spec(env_id).kwargs
     if spec_kwargs["n_real"] > 100:
         overrides.update(n_real=60, n_synthetic=60)

@@ -116,3 +116,93 @@ def test_demo_quick_writes_results_summary_and_figures(tmp_path):
         assert (tmp_path / f"curves-{family}.png").read_bytes()[:8] == PNG_MAGIC
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert {"Gaussian-replace-v0", "Gaussian-mix-v0", "GMM2D-mix-v0"} <= set(summary["env_id"])
+
+
+def test_run_composes_repeated_policies_and_plots_samples(tmp_path):
+    store = str(tmp_path / "r.sqlite")
+    result = invoke(
+        "run",
+        "GMM2D-mix-v0",
+        "--policy",
+        "dedup",
+        "--policy",
+        "lambda-mix",
+        "--param",
+        "dedup.eps=0.05",
+        "--param",
+        "lambda-mix.lam=0.5",
+        "--seeds",
+        "0",
+        "--generations",
+        "2",
+        "--env-param",
+        "n_real=60",
+        "--env-param",
+        "n_synthetic=60",
+        "--env-param",
+        "n_test=30",
+        "--env-param",
+        "n_eval=30",
+        "--snapshots",
+        "2",
+        "--store",
+        store,
+        "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    runs = ResultsStore(store).runs()
+    assert runs["policy"].tolist() == ["dedup>lambda-mix"]
+    assert '"eps":0.05' in runs["policy_params"].iloc[0] and '"lam":0.5' in runs["policy_params"].iloc[0]
+
+    result = invoke("plot", "--samples", "--store", store, "--out", str(tmp_path / "pictures"))
+    assert result.exit_code == 0, result.output
+    (png,) = (tmp_path / "pictures").glob("*.png")
+    assert png.name.startswith("GMM2D-mix-v0__dedup") and png.read_bytes()[:8] == PNG_MAGIC
+
+    result = invoke(
+        "run",
+        "GMM2D-mix-v0",
+        "--policy",
+        "dedup",
+        "--policy",
+        "lambda-mix",
+        "--param",
+        "lam=0.5",
+        "--store",
+        store,
+    )
+    assert result.exit_code != 0 and "name the stage" in result.output
+
+
+def test_model_params_adjust_the_spec_model_settings(tmp_path):
+    store = str(tmp_path / "r.sqlite")
+    result = invoke(
+        "run",
+        "Moons-mix-v0",
+        "--policy",
+        "real-only",
+        "--seeds",
+        "0",
+        "--generations",
+        "0",
+        "--model-param",
+        "initial_steps=5",
+        "--model-param",
+        "hidden=8",
+        "--env-param",
+        "n_real=50",
+        "--env-param",
+        "n_synthetic=50",
+        "--env-param",
+        "n_test=20",
+        "--env-param",
+        "n_eval=20",
+        "--store",
+        store,
+        "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    params = ResultsStore(store).runs()["model_params"].iloc[0]
+    assert (
+        '"initial_steps":5' in params and '"hidden":8' in params and '"layers":4' in params
+    )  # kept from spec

@@ -12,20 +12,20 @@ from gymnasium.utils.env_checker import check_env
 import collapsebench as cb
 from collapsebench.pool import EMPTY, REAL
 
-from conftest import rollout, tiny_overrides
+from conftest import fast_model, rollout, tiny_overrides
 
 ALL_ENVS = cb.list_envs()
 
 
 def test_the_catalog_holds_every_family_and_dynamics():
-    for family in ("Gaussian", "GaussianND", "GMM2D"):
+    for family in ("Gaussian", "GaussianND", "GMM2D", "Moons", "Rings8", "Checkerboard"):
         for dynamics in ("replace", "mix", "accumulate", "fresh"):
             assert f"{family}-{dynamics}-v0" in ALL_ENVS
 
 
 @pytest.mark.parametrize("env_id", ALL_ENVS)
 def test_check_env_passes_with_the_spec_defaults(env_id):
-    env = cb.make(env_id)
+    env = cb.make(env_id, **fast_model(env_id))
     check_env(env.unwrapped, skip_render_check=True)
 
 
@@ -199,7 +199,17 @@ def test_restore_refuses_a_checkpoint_of_another_seed():
         env.unwrapped.restore(state)
 
 
-@pytest.mark.parametrize("env_id", ["Gaussian-mix-v0", "GaussianND-mix-v0", "GMM2D-mix-v0"])
+@pytest.mark.parametrize(
+    "env_id",
+    [
+        "Gaussian-mix-v0",
+        "GaussianND-mix-v0",
+        "GMM2D-mix-v0",
+        "Moons-mix-v0",
+        "Rings8-mix-v0",
+        "Checkerboard-mix-v0",
+    ],
+)
 def test_env_docs_state_observation_action_reward_termination_and_history(env_id):
     doc = cb.env_doc(env_id)
     for section in ("Observation", "Action", "Reward", "Termination", "Defaults", "Version history"):

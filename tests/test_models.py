@@ -41,12 +41,18 @@ def test_gaussian_samples_and_log_prob(rng):
     assert np.allclose(model.log_prob(x), multivariate_normal([1, -1], [[2, 0.5], [0.5, 1]]).logpdf(x))
 
 
+TINY_KWARGS = {
+    "realnvp": {"initial_steps": 20, "hidden": 16},
+    "spline-flow": {"initial_steps": 20, "hidden": 16},
+}
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_model_round_trips_through_its_state_dict(name, rng):
     x = RingMixture().sample(300, rng)
-    model = cb.make_model(name)
+    model = cb.make_model(name, **TINY_KWARGS.get(name, {}))
     model.fit(uniform(x), np.random.default_rng(0))
-    restored = cb.make_model(name)
+    restored = cb.make_model(name, **TINY_KWARGS.get(name, {}))
     restored.load_state_dict({key: value.copy() for key, value in model.state_dict().items()})
     assert np.allclose(
         model.sample(50, np.random.default_rng(1)), restored.sample(50, np.random.default_rng(1))
