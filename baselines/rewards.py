@@ -8,12 +8,19 @@ from collapsebench.rewards import Reward, register_reward
 
 
 @register_reward("linear")
-def linear_reward(direction: tuple[float, ...] = (1.0, 0.0)) -> Reward:
-    """r(x) = ⟨direction, x⟩: prefers items far along one direction."""
-    weights = np.asarray(direction, dtype=np.float64)
+def linear_reward(direction: tuple[float, ...] | None = None) -> Reward:
+    """r(x) = ⟨direction, x⟩: prefers items far along one direction (default: the first coordinate)."""
+    weights = None if direction is None else np.asarray(direction, dtype=np.float64)
 
     def reward(x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, dtype=np.float64).reshape(len(x), -1) @ weights
+        flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        if weights is None:
+            return flat[:, 0]
+        if weights.shape != (flat.shape[1],):
+            raise ValueError(
+                f"the linear reward's direction has {weights.size} entries for {flat.shape[1]}-d items"
+            )
+        return flat @ weights
 
     return reward
 
