@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test bench setup clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest
+
+# Speed targets live here, not in the tests: pytest-benchmark tables, side by side per group.
+bench: $(STAMP)
+	$(VENV)/bin/python -m pytest benchmarks --benchmark-only --benchmark-columns=min,mean,rounds -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .ruff_cache

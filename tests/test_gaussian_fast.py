@@ -1,0 +1,76 @@
+"""The exact sufficient-statistics path is equal in distribution to the sample-based env."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import ks_2samp
+
+import collapsebench as cb
+from collapsebench.envs.gaussian import c4
+from collapsebench.envs.gaussian_fast import simulate_gaussian_lineages
+
+CHEAP = {"n_test": 10, "n_eval": 10, "metrics": ("std_ratio",), "headline_metric": "std_ratio"}
+SAMPLE_PATH = {
+    "replace": ("Gaussian-replace-v0", "full-synthetic", {}),
+    "mix": ("Gaussian-mix-v0", "lambda-mix", {"lam": 1.0}),
+    "fresh": ("Gaussian-fresh-v0", "lambda-mix", {"lam": 1.0}),
+    "accumulate": ("Gaussian-accumulate-v0", "accumulate", {}),
+}
+GENERATIONS, CHECKED = 20, (1, 5, 20)
+
+
+def sample_path(loop: str, seeds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fitted means and stds of the sample-based env, (generations + 1, seeds)."""
+    env_id, policy, kwargs = SAMPLE_PATH[loop]
+    env = cb.make(env_id, generations=GENERATIONS, **CHEAP)
+    agent = cb.make_policy(policy, **kwargs)
+    means, stds = np.empty((GENERATIONS + 1, seeds)), np.empty((GENERATIONS + 1, seeds))
+    for seed in range(seeds):
+        obs, _ = env.reset(seed=seed)
+        for generation in range(GENERATIONS + 1):
+            obs, *_ = env.step(agent(obs))
+            model = env.unwrapped.model
+            means[generation, seed], stds[generation, seed] = model.mean_[0], np.sqrt(model.cov_[0, 0])
+    return means, stds
+
+
+@pytest.mark.parametrize("loop", list(SAMPLE_PATH))
+def test_fast_path_is_equal_in_distribution_to_the_sample_path(loop):
+    means, stds = sample_path(loop, seeds=300)
+    fast = simulate_gaussian_lineages(4000, GENERATIONS, loop, lam=1.0, seed=1)
+    for generation in CHECKED:
+        # 2 statistics × 3 generations × 4 loops: a Bonferroni-safe level for 24 tests.
+        assert ks_2samp(stds[generation], fast.std[generation]).pvalue > 1e-3, (loop, generation, "std")
+        assert ks_2samp(means[generation], fast.mean[generation]).pvalue > 1e-3, (loop, generation, "mean")
+
+
+def test_the_two_sample_test_has_power_against_a_biased_estimator():
+    _, stds = sample_path("replace", seeds=300)
+    biased = simulate_gaussian_lineages(4000, GENERATIONS, "replace", unbiased=False, seed=1)
+    assert ks_2samp(stds[GENERATIONS], biased.std[GENERATIONS]).pvalue < 1e-3
+
+
+def test_fast_path_mean_follows_c4_and_mixing_is_stable():
+    replace = simulate_gaussian_lineages(100_000, 100, "replace", seed=2)
+    expected = c4(100) ** (np.arange(101) + 1)
+    assert np.allclose(replace.std_ratio.mean(axis=1), expected, atol=0.004)
+    for loop in ("mix", "fresh", "accumulate"):
+        assert np.all(
+            np.abs(simulate_gaussian_lineages(20_000, 100, loop, seed=3).std_ratio.mean(axis=1) - 1) < 0.02
+        )
+
+
+def test_lambda_extremes_are_the_pure_loops():
+    real_only = simulate_gaussian_lineages(10, 5, "mix", lam=0.0, seed=4)
+    assert np.all(real_only.std == real_only.std[0]) and np.all(real_only.mean == real_only.mean[0])
+    synthetic = simulate_gaussian_lineages(1000, 5, "mix", lam=float("inf"), seed=5)
+    replace = simulate_gaussian_lineages(1000, 5, "replace", seed=5)
+    assert np.allclose(synthetic.std, replace.std)  # same draws, same law
+
+
+def test_tidy_frame_and_validation():
+    frame = simulate_gaussian_lineages(3, 2, "mix").to_frame()
+    assert len(frame) == 3 * 3 * 2 and set(frame["metric"]) == {"std_ratio", "w2_to_truth"}
+    with pytest.raises(ValueError, match="loop must be"):
+        simulate_gaussian_lineages(3, 2, "swap")
