@@ -19,10 +19,10 @@ def python_blocks() -> list[str]:
 
 
 def test_the_readme_has_its_examples():
-    assert len(python_blocks()) == 2
+    assert len(python_blocks()) == 3
 
 
-@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("index", [0, 1, 2])
 def test_readme_example_runs(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("COLLAPSEBENCH_STORE", raising=False)
@@ -38,6 +38,8 @@ def test_readme_example_runs(index, tmp_path, monkeypatch):
     if index == 0:
         assert (tmp_path / "results" / "collapsebench.sqlite").exists()
         assert set(namespace["df"]["seed"]) == set(range(20))
+    elif index == 2:
+        assert namespace["lineages"].std_ratio.shape == (1001, 10_000)
     else:
         env = namespace["env"]
         obs, _ = env.reset(seed=0)
