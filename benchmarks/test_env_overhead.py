@@ -1,0 +1,66 @@
+"""How much of a step is the env's own bookkeeping (action checks, pool update, observation, gymnasium's
+wrappers) rather than training, sampling and scoring? Goal (issue 6): ≤ 2% of the step. Measured on
+the cheapest env, where bookkeeping weighs most. Also: the embedded demo end to end (goal ≤ 5 min).
+Run: ``make bench``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+import collapsebench as cb
+import collapsebench.env as env_module
+from collapsebench.baselines.models import GaussianMLE
+from collapsebench.demo import run_demo
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, function):  # noqa: ANN001, ANN201 (any callable)
+        def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+
+        return timed
+
+
+def test_env_bookkeeping_overhead(benchmark, monkeypatch):
+    benchmark.group = "env bookkeeping"
+    inside = Stopwatch()
+    monkeypatch.setattr(GaussianMLE, "fit", inside.wrap(GaussianMLE.fit))
+    monkeypatch.setattr(GaussianMLE, "sample", inside.wrap(GaussianMLE.sample))
+    monkeypatch.setattr(env_module, "score", inside.wrap(env_module.score))
+    env, policy = cb.make("Gaussian-mix-v0"), cb.make_policy("lambda-mix", lam=0.5)
+    actions = []
+    obs, _ = env.reset(seed=0)
+    for _ in range(101):  # the policy's own time is the agent's, not the env's: precompute actions
+        actions.append(policy(obs))
+        obs, *_ = env.step(actions[-1])
+
+    def episode() -> float:
+        env.reset(seed=0)
+        inside.seconds = 0.0
+        started = time.perf_counter()
+        for action in actions:
+            env.step(action)
+        return 1.0 - inside.seconds / (time.perf_counter() - started)
+
+    overhead = benchmark.pedantic(episode, rounds=5, iterations=1)
+    benchmark.extra_info["bookkeeping_fraction"] = overhead
+    print(f"\nbookkeeping: {100 * overhead:.2f}% of step time on Gaussian-mix-v0")
+    assert 0.0 < overhead < 1.0
+
+
+@pytest.mark.parametrize("quick", [False])
+def test_demo_end_to_end(benchmark, tmp_path: Path, quick: bool):
+    benchmark.group = "demo"
+    benchmark.pedantic(
+        run_demo, args=(tmp_path / "demo",), kwargs={"quick": quick, "progress": False}, rounds=1
+    )
