@@ -20,8 +20,8 @@ class Stopwatch:
     def __init__(self) -> None:
         self.seconds = 0.0
 
-    def wrap(self, function):  # noqa: ANN001, ANN201 (any callable)
-        def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def wrap(self, function):
+        def timed(*args, **kwargs):
             started = time.perf_counter()
             try:
                 return function(*args, **kwargs)

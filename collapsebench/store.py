@@ -212,18 +212,11 @@ class ResultsStore:
 
     def save_checkpoint(self, run_id: str, generation: int, state: Mapping[str, np.ndarray]) -> None:
         """Atomically write the env state after ``generation`` (once that generation is committed)."""
-        folder = self.checkpoint_dir(run_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".gen-{generation:05d}.tmp.npz"
-        np.savez(temporary, **state)
-        temporary.replace(folder / f"gen-{generation:05d}.npz")
+        _write_arrays(self.checkpoint_dir(run_id), generation, state, compress=False)
 
     def load_checkpoint(self, run_id: str, generation: int) -> dict[str, np.ndarray] | None:
         path = self.checkpoint_dir(run_id) / f"gen-{generation:05d}.npz"
-        if not path.exists():
-            return None
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
+        return _read_arrays(path) if path.exists() else None
 
     def latest_checkpoint(self, run_id: str, at_most: int) -> tuple[int, dict[str, np.ndarray]] | None:
         """The newest checkpoint of a generation ≤ ``at_most``, with that generation, if any."""
@@ -256,22 +249,13 @@ class ResultsStore:
         return self.path.with_name(self.path.name + ".snapshots") / run_id
 
     def save_snapshot(self, run_id: str, generation: int, arrays: Mapping[str, np.ndarray]) -> None:
-        folder = self.snapshot_dir(run_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".gen-{generation:05d}.tmp.npz"
-        np.savez_compressed(temporary, **arrays)
-        temporary.replace(folder / f"gen-{generation:05d}.npz")
+        _write_arrays(self.snapshot_dir(run_id), generation, arrays, compress=True)
 
     def load_snapshots(self, run_id: str) -> dict[int, dict[str, np.ndarray]]:
         """Generation → the arrays saved for it (``pool``, ``origin``, ``weights``, ``samples``)."""
         folder = self.snapshot_dir(run_id)
-        snapshots = {}
-        for path in sorted(folder.glob("gen-*.npz")) if folder.exists() else []:
-            with np.load(path, allow_pickle=False) as archive:
-                snapshots[int(path.stem.removeprefix("gen-"))] = {
-                    name: archive[name] for name in archive.files
-                }
-        return snapshots
+        paths = sorted(folder.glob("gen-*.npz")) if folder.exists() else []
+        return {int(path.stem.removeprefix("gen-")): _read_arrays(path) for path in paths}
 
     # ------------------------------------------------------------------ reading
     def runs(self) -> pd.DataFrame:
@@ -312,6 +296,19 @@ def export(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     else:
         raise ValueError(f"export to .csv or .parquet, not {path.suffix or 'a file without suffix'!r}")
     return path
+
+
+def _write_arrays(folder: Path, generation: int, arrays: Mapping[str, np.ndarray], compress: bool) -> None:
+    """``folder/gen-NNNNN.npz``, written to a temporary name first so a crash never leaves half a file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f".gen-{generation:05d}.tmp.npz"
+    (np.savez_compressed if compress else np.savez)(temporary, **arrays)
+    temporary.replace(folder / f"gen-{generation:05d}.npz")
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as archive:  # numeric arrays only: nothing is unpickled
+        return {name: archive[name] for name in archive.files}
 
 
 def _now() -> str:

@@ -15,6 +15,7 @@ from scipy.special import log_ndtr, logsumexp
 from collapsebench.data import AnalyticDistribution
 from collapsebench.env import CollapseEnv
 from collapsebench.envs.gmm2d import RingMixture
+from collapsebench.scoring import STANDARD_METRICS
 
 
 class TwoMoons(AnalyticDistribution):
@@ -142,19 +143,7 @@ class CheckerboardEnv(CollapseEnv):
         super().__init__(Checkerboard(size, side, blur), **kwargs)
 
 
-TOY_METRICS = (
-    "fd",
-    "precision",
-    "recall",
-    "density",
-    "coverage",
-    "w2",
-    "nll",
-    "std_ratio",
-    "synthetic_fraction",
-    "true_nll_samples",
-    "memorization",
-)
+TOY_METRICS = (*STANDARD_METRICS, "true_nll_samples", "memorization")
 TOY_DEFAULTS: dict[str, Any] = {
     "n_real": 1000,
     "n_synthetic": 1000,
