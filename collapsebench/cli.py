@@ -138,6 +138,9 @@ def run(
     snapshots: Annotated[
         int, typer.Option(help="save samples at N evenly spaced generations (for plot --samples)")
     ] = 0,
+    checkpoint_every: Annotated[
+        float, typer.Option(help="seconds of compute between checkpoints (0: after every generation)")
+    ] = 60.0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run one agent on one env for several seeds; results go to the store (finished runs are skipped)."""
@@ -171,6 +174,7 @@ def run(
         store=store,
         progress=progress,
         snapshots=snapshots,
+        checkpoint_every_s=checkpoint_every,
     )
     if out is not None:
         console.print(f"wrote {export(frame, out)}")

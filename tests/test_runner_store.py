@@ -183,3 +183,56 @@ def test_evaluate_accepts_a_policy_instance_and_model_overrides(tmp_path):
     assert set(frame["model"]) == {"kde"} and '"bandwidth":0.3' in frame["model_params"].iloc[0]
     with pytest.raises(ValueError, match="policy_kwargs"):
         cb.evaluate("GMM2D-mix-v0", cb.make_policy("real-only"), {"lam": 1}, store=tmp_path / "r.sqlite")
+
+
+@pytest.mark.parametrize("checkpoint_every", ["0", "600"])  # resume from a checkpoint / by replay
+def test_a_killed_process_resumes_to_the_same_results(tmp_path, checkpoint_every):
+    import subprocess
+    import sys
+    import time
+
+    arguments = [
+        "run",
+        "GMM2D-mix-v0",
+        "--policy",
+        "lambda-mix",
+        "--seeds",
+        "0",
+        "--generations",
+        "40",
+        "--env-param",
+        "n_real=100",
+        "--env-param",
+        "n_synthetic=100",
+        "--env-param",
+        "n_test=50",
+        "--env-param",
+        "n_eval=50",
+        "--checkpoint-every",
+        checkpoint_every,
+        "--no-progress",
+    ]
+
+    def command(store):
+        return [sys.executable, "-m", "collapsebench", *arguments, "--store", str(store)]
+
+    subprocess.run(command(tmp_path / "straight.sqlite"), check=True, capture_output=True)
+    killed = tmp_path / "killed.sqlite"
+    process = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = ResultsStore(killed).runs()["completed_generations"] if killed.exists() else pd.Series([0])
+        if len(done) and done.iloc[0] >= 10:
+            break
+        time.sleep(0.05)
+    process.kill()  # SIGKILL: no cleanup, no finally blocks
+    process.wait()
+    (completed,) = ResultsStore(killed).runs()["completed_generations"]
+    assert 10 <= completed < 41, "the process was not killed mid-run"
+
+    subprocess.run(command(killed), check=True, capture_output=True)
+    columns = ["generation", "metric", "value"]
+    pd.testing.assert_frame_equal(
+        ResultsStore(killed).to_dataframe()[columns],
+        ResultsStore(tmp_path / "straight.sqlite").to_dataframe()[columns],
+    )
