@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 
 
 def mode_coverage(
@@ -29,6 +28,8 @@ def memorization_fraction(train_features: np.ndarray, sample_features: np.ndarra
     score 0: they land inside the nearest item's nearest-neighbour ball often (measured: 0.61 for
     1000 draws of the 2-D ring mixture), so read it against that baseline.
     """
+    from sklearn.neighbors import NearestNeighbors  # scikit-learn takes a second to import: on use only
+
     train = np.asarray(train_features, dtype=np.float64).reshape(len(train_features), -1)
     samples = np.asarray(sample_features, dtype=np.float64).reshape(len(sample_features), -1)
     if len(train) < 2:

@@ -8,9 +8,12 @@ stays O(n_real × block) instead of three full n×n matrices.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from scipy.spatial import cKDTree
-from sklearn.metrics.pairwise import euclidean_distances
+
+if TYPE_CHECKING:
+    from scipy.spatial import cKDTree
 
 _BLOCK_ELEMENTS = 1 << 24  # ~128 MiB of float64 distances per block
 KD_TREE_MAX_DIM = 8  # measured: trees win 8x in 1-2 d, break even near 8 d, lose at 30 d
@@ -22,6 +25,8 @@ def _flat(x: np.ndarray) -> np.ndarray:
 
 def kth_neighbour_radii(features: np.ndarray, nearest_k: int) -> np.ndarray:
     """Distance from each item to its k-th nearest *other* item (the radius of its k-NN ball)."""
+    from sklearn.metrics.pairwise import euclidean_distances  # heavy import: on use only
+
     features = _flat(features)
     n = len(features)
     if not 1 <= nearest_k < n:
@@ -70,6 +75,8 @@ def _balls_containing(
 
 
 def _prdc_tree(real: np.ndarray, fake: np.ndarray, nearest_k: int) -> dict[str, float]:
+    from scipy.spatial import cKDTree
+
     for name, features in (("real", real), ("fake", fake)):
         if not 1 <= nearest_k < len(features):
             raise ValueError(
@@ -94,6 +101,8 @@ def _prdc_tree(real: np.ndarray, fake: np.ndarray, nearest_k: int) -> dict[str, 
 
 
 def _prdc_dense(real: np.ndarray, fake: np.ndarray, nearest_k: int) -> dict[str, float]:
+    from sklearn.metrics.pairwise import euclidean_distances
+
     real_radii = kth_neighbour_radii(real, nearest_k)
     fake_radii = kth_neighbour_radii(fake, nearest_k)
 
