@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -215,34 +216,28 @@ class ResultsStore:
         _write_arrays(self.checkpoint_dir(run_id), generation, state, compress=False)
 
     def load_checkpoint(self, run_id: str, generation: int) -> dict[str, np.ndarray] | None:
-        path = self.checkpoint_dir(run_id) / f"gen-{generation:05d}.npz"
-        return _read_arrays(path) if path.exists() else None
+        path = _generation_files(self.checkpoint_dir(run_id)).get(generation)
+        return None if path is None else _read_arrays(path)
 
     def latest_checkpoint(self, run_id: str, at_most: int) -> tuple[int, dict[str, np.ndarray]] | None:
         """The newest checkpoint of a generation ≤ ``at_most``, with that generation, if any."""
-        folder = self.checkpoint_dir(run_id)
-        generations = (
-            sorted((int(path.stem.removeprefix("gen-")) for path in folder.glob("gen-*.npz")), reverse=True)
-            if folder.exists()
-            else []
-        )
-        for generation in generations:
-            if generation <= at_most:
-                state = self.load_checkpoint(run_id, generation)
-                if state is not None:
-                    return generation, state
-        return None
+        files = _generation_files(self.checkpoint_dir(run_id))
+        candidates = [generation for generation in files if generation <= at_most]
+        if not candidates:
+            return None
+        newest = max(candidates)
+        return newest, _read_arrays(files[newest])
 
     def prune_checkpoints(self, run_id: str, keep_generation: int | None) -> None:
-        """Delete every checkpoint of the run but ``keep_generation`` (all of them if None)."""
+        """Delete every checkpoint of the run but ``keep_generation``; with None, the run's whole
+        checkpoint folder, including half-written temporary files left by a killed process."""
         folder = self.checkpoint_dir(run_id)
-        if not folder.exists():
-            return
-        for path in folder.glob("gen-*.npz"):
-            if keep_generation is None or path.name != f"gen-{keep_generation:05d}.npz":
-                path.unlink(missing_ok=True)
         if keep_generation is None:
-            folder.rmdir()
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        for generation, path in _generation_files(folder).items():
+            if generation != keep_generation:
+                path.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ sample snapshots (pictures)
     def snapshot_dir(self, run_id: str) -> Path:
@@ -253,9 +248,8 @@ class ResultsStore:
 
     def load_snapshots(self, run_id: str) -> dict[int, dict[str, np.ndarray]]:
         """Generation → the arrays saved for it (``pool``, ``origin``, ``weights``, ``samples``)."""
-        folder = self.snapshot_dir(run_id)
-        paths = sorted(folder.glob("gen-*.npz")) if folder.exists() else []
-        return {int(path.stem.removeprefix("gen-")): _read_arrays(path) for path in paths}
+        files = _generation_files(self.snapshot_dir(run_id))
+        return {generation: _read_arrays(files[generation]) for generation in sorted(files)}
 
     # ------------------------------------------------------------------ reading
     def runs(self) -> pd.DataFrame:
@@ -301,9 +295,21 @@ def export(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
 def _write_arrays(folder: Path, generation: int, arrays: Mapping[str, np.ndarray], compress: bool) -> None:
     """``folder/gen-NNNNN.npz``, written to a temporary name first so a crash never leaves half a file."""
     folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / f".gen-{generation:05d}.tmp.npz"
+    final = _generation_path(folder, generation)
+    temporary = final.with_name(f".{final.stem}.tmp.npz")
     (np.savez_compressed if compress else np.savez)(temporary, **arrays)
-    temporary.replace(folder / f"gen-{generation:05d}.npz")
+    temporary.replace(final)
+
+
+def _generation_path(folder: Path, generation: int) -> Path:
+    return folder / f"gen-{generation:05d}.npz"
+
+
+def _generation_files(folder: Path) -> dict[int, Path]:
+    """Generation → its ``gen-NNNNN.npz`` file in ``folder`` (empty if the folder does not exist)."""
+    if not folder.exists():
+        return {}
+    return {int(path.stem.removeprefix("gen-")): path for path in folder.glob("gen-*.npz")}
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:

@@ -107,6 +107,16 @@ def test_an_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch, k
     assert not store.checkpoint_dir(run_id).exists()  # cleaned up once the run finished
 
 
+def test_finishing_a_run_removes_a_checkpoint_a_killed_writer_left_half_written(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    store.save_checkpoint("run", 3, {"x": np.zeros(2)})
+    stale = store.checkpoint_dir("run") / ".gen-00004.tmp.npz"  # what a SIGKILL mid-write leaves
+    stale.write_bytes(b"partial")
+    assert store.latest_checkpoint("run", at_most=10)[0] == 3  # the stale file is never read
+    store.prune_checkpoints("run", keep_generation=None)
+    assert not store.checkpoint_dir("run").exists()
+
+
 def test_a_generation_is_committed_once_even_by_two_writers(tmp_path):
     store = ResultsStore(tmp_path / "r.sqlite")
     frame = small_eval(store, seeds=[0], generations=1)
