@@ -105,10 +105,7 @@ def describe(env_id: str) -> None:
     """An env's documentation and its versioned defaults."""
     import collapsebench as cb
 
-    try:
-        env_spec = cb.spec(env_id)
-    except KeyError as error:
-        raise typer.BadParameter(str(error.args[0]), param_hint="ENV_ID") from None
+    env_spec = _env_spec(env_id)
     console.print(f"[bold]{env_id}[/]  (gymnasium id: {env_spec.id})")
     console.print(cb.env_doc(env_id))
     console.print_json(json.dumps(env_spec.kwargs, default=str))
@@ -148,12 +145,8 @@ def run(
     from collapsebench.plotting import summarize
     from collapsebench.store import export
 
-    try:
-        cb.spec(env_id)
-    except KeyError as error:
-        raise typer.BadParameter(str(error.args[0]), param_hint="ENV_ID") from None
+    spec_kwargs = _env_spec(env_id).kwargs
     model_params = parse_params(model_param, "--model-param")
-    spec_kwargs = cb.spec(env_id).kwargs
     if model_params and model in (None, spec_kwargs.get("model")):
         # Same model: --model-param adjusts the spec's model settings instead of replacing them all.
         model_params = {**(spec_kwargs.get("model_kwargs") or {}), **model_params}
@@ -178,7 +171,7 @@ def run(
     )
     if out is not None:
         console.print(f"wrote {export(frame, out)}")
-    headline = str(cb.spec(env_id).kwargs.get("headline_metric", "fd"))
+    headline = str(spec_kwargs.get("headline_metric", "fd"))
     summary = summarize(frame, sorted({headline, "std_ratio"}))
     table = Table("metric", "generation", "mean", "± 95% CI", "seeds", title=f"{env_id}: last generation")
     for row in summary.itertuples():
@@ -246,18 +239,18 @@ def demo(
     import time
 
     from collapsebench.demo import run_demo
+    from collapsebench.plotting import summary_table
 
     started = time.perf_counter()
     _, summary = run_demo(out, quick=quick, progress=progress)
-    metrics = list(dict.fromkeys(summary["metric"]))
+    wide = summary_table(summary, _mean_ci)
     table = Table(title="last generation: mean ± 95% CI over seeds")
     table.add_column("env", no_wrap=True)
     table.add_column("agent", no_wrap=True)
-    for metric in metrics:
+    for metric in wide.columns:
         table.add_column(metric)
-    for (env_id, agent), rows in summary.groupby(["env_id", "agent"], sort=False):
-        cells = {row.metric: _mean_ci(row.mean, row.ci95) for row in rows.itertuples()}
-        table.add_row(env_id, agent, *(cells.get(metric, "") for metric in metrics))
+    for (env_id, agent), cells in wide.iterrows():
+        table.add_row(env_id, agent, *cells)
     console.print(table)
     console.print(f"results, summary and figures in {out}/ ({time.perf_counter() - started:.0f} s)")
 
@@ -290,6 +283,16 @@ def _plot_samples(results: Any, folder: Path, envs: list[str] | None) -> None:
 
 def _mean_ci(mean: float, half_width: float) -> str:
     return f"{mean:.3g}±{half_width:.1g}" if math.isfinite(mean) else str(mean)
+
+
+def _env_spec(env_id: str) -> Any:
+    """The registered spec, or a usage error that names the closest ids."""
+    import collapsebench as cb
+
+    try:
+        return cb.spec(env_id)
+    except KeyError as error:
+        raise typer.BadParameter(str(error.args[0]), param_hint="ENV_ID") from None
 
 
 def _existing(store: Path | None) -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from collapsebench.plotting import plot_curves, summarize
+from collapsebench.plotting import plot_curves, summarize, summary_table
 from collapsebench.runner import evaluate
 from collapsebench.store import ResultsStore, export
 
@@ -86,13 +86,8 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True) -> tuple[pd.
 
 
 def summary_markdown(summary: pd.DataFrame) -> str:
-    wide = summary.assign(
-        cell=summary["mean"].map("{:.4f}".format) + " ± " + summary["ci95"].map("{:.4f}".format)
-    )
-    table = wide.pivot_table(index=["env_id", "agent"], columns="metric", values="cell", aggfunc="first")
+    table = summary_table(summary, lambda mean, ci95: f"{mean:.4f} ± {ci95:.4f}")
     header = "| env | agent | " + " | ".join(table.columns) + " |"
     rule = "|---|---|" + "---|" * len(table.columns)
-    rows = [
-        f"| {env} | {agent} | " + " | ".join(table.loc[(env, agent)]) + " |" for env, agent in table.index
-    ]
+    rows = [f"| {env} | {agent} | " + " | ".join(cells) + " |" for (env, agent), cells in table.iterrows()]
     return "\n".join([header, rule, *rows]) + "\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,17 @@ def summarize(frame: pd.DataFrame, metrics: list[str], generation: int | None = 
     table["generation"] = data.groupby(["env_id", "agent", "metric"])["generation"].max().to_numpy()
     table["ci95"] = 1.96 * table["std"].fillna(0.0) / table["seeds"].pow(0.5)
     return table.drop(columns="std")
+
+
+def summary_table(summary: pd.DataFrame, cell: Callable[[float, float], str]) -> pd.DataFrame:
+    """``summarize``'s rows as one row per (env, agent) and one column per metric, each cell
+    ``cell(mean, ci95)``; a missing (agent, metric) pair is an empty cell."""
+    formatted = summary.assign(
+        cell=[cell(m, c) for m, c in zip(summary["mean"], summary["ci95"], strict=True)]
+    )
+    return formatted.pivot_table(
+        index=["env_id", "agent"], columns="metric", values="cell", aggfunc="first"
+    ).fillna("")
 
 
 def plot_curves(

@@ -29,8 +29,7 @@ def kth_neighbour_radii(features: np.ndarray, nearest_k: int) -> np.ndarray:
 
     features = _flat(features)
     n = len(features)
-    if not 1 <= nearest_k < n:
-        raise ValueError(f"nearest_k must be in [1, {n - 1}] for {n} items, got {nearest_k}")
+    _check_nearest_k(nearest_k, n, "items")
     block = max(1, _BLOCK_ELEMENTS // n)
     radii = np.empty(n)
     for start in range(0, n, block):
@@ -58,10 +57,9 @@ def precision_recall_density_coverage(
     return _prdc_dense(real, fake, nearest_k)
 
 
-def _balls_containing(
-    centers: np.ndarray, radii: np.ndarray, points: np.ndarray, tree: cKDTree
-) -> tuple[np.ndarray, np.ndarray]:
-    """All (center, point) index pairs with ||center − point|| < radius of the center (strictly)."""
+def _points_in_balls(centers: np.ndarray, radii: np.ndarray, points: np.ndarray, tree: cKDTree) -> np.ndarray:
+    """Index of the point of every (center, point) pair with ||center − point|| < the center's radius
+    (strictly): a point appears once per ball that contains it."""
     neighbours = tree.query_ball_point(centers, r=radii)
     counts = np.fromiter((len(found) for found in neighbours), dtype=np.intp, count=len(centers))
     center_index = np.repeat(np.arange(len(centers)), counts)
@@ -70,34 +68,23 @@ def _balls_containing(
     )
     # query_ball_point keeps the boundary (≤): drop pairs exactly on it, as the definitions are strict.
     distances = np.sqrt(((centers[center_index] - points[point_index]) ** 2).sum(axis=1))
-    inside = distances < radii[center_index]
-    return center_index[inside], point_index[inside]
+    return point_index[distances < radii[center_index]]
 
 
 def _prdc_tree(real: np.ndarray, fake: np.ndarray, nearest_k: int) -> dict[str, float]:
     from scipy.spatial import cKDTree
 
-    for name, features in (("real", real), ("fake", fake)):
-        if not 1 <= nearest_k < len(features):
-            raise ValueError(
-                f"nearest_k must be in [1, {len(features) - 1}] for {len(features)} {name} items"
-            )
+    _check_nearest_k(nearest_k, len(real), "real items")
+    _check_nearest_k(nearest_k, len(fake), "fake items")
     real_tree, fake_tree = cKDTree(real), cKDTree(fake)
     real_radii = real_tree.query(real, k=nearest_k + 1)[0][:, nearest_k]
     fake_radii = fake_tree.query(fake, k=nearest_k + 1)[0][:, nearest_k]
 
-    _, fake_hits = _balls_containing(real, real_radii, fake, fake_tree)
-    fake_in_real_balls = np.bincount(fake_hits, minlength=len(fake))
-    _, real_hits = _balls_containing(fake, fake_radii, real, real_tree)
+    fake_in_real_balls = np.bincount(_points_in_balls(real, real_radii, fake, fake_tree), minlength=len(fake))
+    real_in_fake_ball = np.zeros(len(real), dtype=bool)
+    real_in_fake_ball[_points_in_balls(fake, fake_radii, real, real_tree)] = True
     nearest_fake = fake_tree.query(real, k=1)[0]
-    return {
-        "precision": float((fake_in_real_balls > 0).mean()),
-        "recall": float(np.isin(np.arange(len(real)), real_hits).mean()),
-        "density": float(
-            (1.0 / nearest_k) * fake_in_real_balls.mean()
-        ),  # the reference's order of operations
-        "coverage": float((nearest_fake < real_radii).mean()),
-    }
+    return _scores(fake_in_real_balls, real_in_fake_ball, nearest_fake, real_radii, nearest_k)
 
 
 def _prdc_dense(real: np.ndarray, fake: np.ndarray, nearest_k: int) -> dict[str, float]:
@@ -117,11 +104,31 @@ def _prdc_dense(real: np.ndarray, fake: np.ndarray, nearest_k: int) -> dict[str,
         real_in_fake_ball |= (distances < fake_radii[None, start:stop]).any(axis=1)
         np.minimum(nearest_fake, distances.min(axis=1), out=nearest_fake)
 
+    return _scores(fake_in_real_balls, real_in_fake_ball, nearest_fake, real_radii, nearest_k)
+
+
+def _check_nearest_k(nearest_k: int, n: int, items: str) -> None:
+    if not 1 <= nearest_k < n:
+        raise ValueError(f"nearest_k must be in [1, {n - 1}] for {n} {items}, got {nearest_k}")
+
+
+def _scores(
+    fake_in_real_balls: np.ndarray,
+    real_in_fake_ball: np.ndarray,
+    nearest_fake: np.ndarray,
+    real_radii: np.ndarray,
+    nearest_k: int,
+) -> dict[str, float]:
+    """The four metrics from ball memberships, whichever way they were found.
+
+    ``fake_in_real_balls``: per fake item, how many real k-NN balls contain it; ``real_in_fake_ball``:
+    per real item, whether some fake ball contains it; ``nearest_fake``: per real item, the distance
+    to its nearest fake item; ``real_radii``: the real k-NN radii.
+    """
     return {
         "precision": float((fake_in_real_balls > 0).mean()),
         "recall": float(real_in_fake_ball.mean()),
-        "density": float(
-            (1.0 / nearest_k) * fake_in_real_balls.mean()
-        ),  # the reference's order of operations
+        # (1/k)·mean, in the reference's order of operations, so the floats agree to the last bit
+        "density": float((1.0 / nearest_k) * fake_in_real_balls.mean()),
         "coverage": float((nearest_fake < real_radii).mean()),
     }
