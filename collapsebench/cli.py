@@ -139,9 +139,23 @@ def run(
         float, typer.Option(help="seconds of compute between checkpoints (0: after every generation)")
     ] = 60.0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="where image data sets live (default: $COLLAPSEBENCH_DATA, ~/.cache/collapsebench/data)"
+        ),
+    ] = None,
 ) -> None:
     """Run one agent on one env for several seeds; results go to the store (finished runs are skipped)."""
+    import os
+
     import collapsebench as cb
+    from collapsebench.datasets import DATA_ENV_VAR, CorruptDataError, MissingDataError
+    from collapsebench.features import WeightsError
+
+    previous_data_dir = os.environ.get(DATA_ENV_VAR)
+    if data_dir is not None:
+        os.environ[DATA_ENV_VAR] = str(data_dir)
     from collapsebench.plotting import summarize
     from collapsebench.store import export
 
@@ -156,19 +170,27 @@ def run(
         raise typer.BadParameter(
             str(error.args[0] if error.args else error), param_hint="--policy/--param"
         ) from None
-    frame = cb.evaluate(
-        env_id,
-        agent,
-        seeds=parse_seeds(seeds),
-        generations=generations,
-        model=model,
-        model_kwargs=model_params or None,
-        env_kwargs=parse_params(env_param, "--env-param"),
-        store=store,
-        progress=progress,
-        snapshots=snapshots,
-        checkpoint_every_s=checkpoint_every,
-    )
+    try:
+        frame = cb.evaluate(
+            env_id,
+            agent,
+            seeds=parse_seeds(seeds),
+            generations=generations,
+            model=model,
+            model_kwargs=model_params or None,
+            env_kwargs=parse_params(env_param, "--env-param"),
+            store=store,
+            progress=progress,
+            snapshots=snapshots,
+            checkpoint_every_s=checkpoint_every,
+        )
+    except (MissingDataError, CorruptDataError, WeightsError) as error:
+        raise typer.BadParameter(str(error), param_hint="--data-dir / weights") from None
+    finally:  # the command may run inside another program (tests, notebooks): leave its env alone
+        if previous_data_dir is None:
+            os.environ.pop(DATA_ENV_VAR, None)
+        else:
+            os.environ[DATA_ENV_VAR] = previous_data_dir
     if out is not None:
         console.print(f"wrote {export(frame, out)}")
     headline = str(spec_kwargs.get("headline_metric", "fd"))
@@ -199,7 +221,8 @@ def plot(
     env: Annotated[list[str] | None, typer.Option(help="env id(s) to plot [default: all]")] = None,
     metric: Annotated[list[str] | None, typer.Option(help="metric(s) [default: std_ratio, fd]")] = None,
     samples: Annotated[
-        bool, typer.Option("--samples", help="one scatter PNG per run that saved snapshots")
+        bool,
+        typer.Option("--samples", help="one PNG per run that saved snapshots (scatter, or image grid)"),
     ] = False,
 ) -> None:
     """Collapse curves from the store (metric vs generation, one line per agent, 95% CI over seeds), or
@@ -227,6 +250,24 @@ def plot(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--metric") from None
     console.print(f"wrote {path}")
+
+
+@app.command()
+def weights() -> None:
+    """The weights manifest: each feature network's file, expected sha256, and whether it is in place."""
+    from collapsebench.features import WEIGHTS, WeightsError
+
+    table = Table(title="feature-network weights (never downloaded: put each file where it is looked for)")
+    for column in ("name", "file", "sha256", "status", "source / how to get it"):
+        table.add_column(column, overflow="fold")
+    for entry in WEIGHTS.values():
+        try:
+            path, _ = entry.verified_path()
+            status = f"ok: {path}"
+        except WeightsError as error:
+            status = "wrong file" if "has sha256" in str(error) else f"missing (or set ${entry.env_var})"
+        table.add_row(entry.name, entry.filename, entry.sha256 or "recorded per run", status, entry.source)
+    console.print(table)
 
 
 @app.command()

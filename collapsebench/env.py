@@ -12,6 +12,7 @@ the pool dynamics. One ``step`` is one generation, in four stages::
 
 from __future__ import annotations
 
+import time
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -20,11 +21,26 @@ from gymnasium import spaces
 
 from collapsebench._params import bound_params
 from collapsebench.data import RealData, RealSplit
+from collapsebench.features import FeatureExtractor, cached_features, make_features
 from collapsebench.models import GenerativeModel, WeightedData, make_model
 from collapsebench.pool import DYNAMICS, EMPTY, REAL, Pool, PoolDynamics, PoolUpdate
 from collapsebench.scoring import STANDARD_METRICS, Evaluation, FeatureMap, flatten_features, score
 
 Observation = dict[str, Any]
+
+
+class _StageClock:
+    """Wall time of each stage of a step (train / sample / score / update), for info["seconds"]."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = now - self._last
+        self._last = now
+
 
 # Independent random streams, so that e.g. changing n_eval never changes the training data.
 _DATA, _FIT, _SAMPLE, _EVAL, _FRESH, _METRIC = range(1, 7)
@@ -34,7 +50,8 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
     """A lineage of generative models, each trained on a pool polluted by its predecessors.
 
     **Observation** (``spaces.Dict``), for a pool of fixed ``capacity`` slots:
-      - ``samples``: (capacity, *sample_shape) float64, the pool's items; empty slots are 0.
+      - ``samples``: (capacity, *sample_shape), the pool's items; empty slots are 0. float64, or the
+        real data's own dtype (uint8 for images: samples are quantized as saved images are).
       - ``origin``: (capacity,) int64, -1 for a real item, g ≥ 0 for a sample of generation g,
         -2 for an empty slot.
       - ``valid``: (capacity,) int8, 1 for an occupied slot.
@@ -50,7 +67,8 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
 
     **Info**: ``generation`` (the one just trained), ``metrics`` (dict of collapse metrics),
     ``n_train`` (items with positive weight), ``effective_train_size`` (Kish), ``samples`` (the
-    n_synthetic items this generation added to the pool).
+    n_synthetic items this generation added to the pool). Wall time per stage of the last step:
+    ``env.last_step_seconds``.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
@@ -77,7 +95,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         metrics: tuple[str, ...] = STANDARD_METRICS,
         nearest_k: int = 3,
         w2_exact_max_pairs: int = 4_000_000,
-        features: FeatureMap | None = None,
+        features: FeatureMap | str | None = None,
     ) -> None:
         for name, value, low in (
             ("n_real", n_real, 1),
@@ -106,13 +124,21 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         self.metrics = tuple(metrics)
         self.nearest_k = nearest_k
         self.w2_exact_max_pairs = w2_exact_max_pairs
-        self.features = features or flatten_features
+        self.features: FeatureMap = (
+            make_features(features) if isinstance(features, str) else (features or flatten_features)
+        )
         self.capacity = self.dynamics.capacity(self.n_real, self.n_synthetic, self.generations)
 
         sample_shape = tuple(real_data.sample_shape)
+        self.sample_dtype = np.dtype(getattr(real_data, "dtype", np.float64))
+        if np.issubdtype(self.sample_dtype, np.integer):
+            limits = np.iinfo(self.sample_dtype)
+            low, high = limits.min, limits.max
+        else:
+            low, high = -np.inf, np.inf
         self.observation_space = spaces.Dict(
             {
-                "samples": spaces.Box(-np.inf, np.inf, (self.capacity, *sample_shape), np.float64),
+                "samples": spaces.Box(low, high, (self.capacity, *sample_shape), self.sample_dtype),
                 "origin": spaces.Box(EMPTY, self.generations, (self.capacity,), np.int64),
                 "valid": spaces.MultiBinary(self.capacity),
                 "generation": spaces.Discrete(self.generations + 2),
@@ -125,6 +151,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         self._pool: Pool | None = None
         self._model: GenerativeModel | None = None
         self._generation = 0
+        self.last_step_seconds: dict[str, float] = {}
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(
@@ -133,7 +160,12 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         super().reset(seed=seed)
         self._root_seed = int(self.np_random.integers(2**63))
         self._split = self.real_data.split(self.n_test, self._rng(_DATA, 0))
-        self._real_test_features = self.features(self._split.test)
+        cache_key = getattr(self._split, "cache_key", None)
+        self._real_test_features = (
+            cached_features(self.features, self._split.test, cache_key)
+            if cache_key is not None and isinstance(self.features, FeatureExtractor)
+            else self.features(self._split.test)
+        )
         population = getattr(self.real_data, "population_covariance", None)
         self._reference_covariance = (
             population
@@ -156,6 +188,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         train = WeightedData(pool.samples[kept], weights[kept])
         synthetic_fraction = float(weights[~pool.is_real].sum())
 
+        clock = _StageClock()
         # 1. train (a copy: the env only commits a generation that finished)
         model = (
             self._model.clone()
@@ -163,11 +196,11 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
             else self._model_template.clone()
         )
         model.fit(train, self._rng(_FIT, generation))
+        clock.lap("train")
         # 2. sample
-        new_samples = np.asarray(
-            model.sample(self.n_synthetic, self._rng(_SAMPLE, generation)), dtype=np.float64
-        )
-        eval_samples = np.asarray(model.sample(self.n_eval, self._rng(_EVAL, generation)), dtype=np.float64)
+        new_samples = self._as_items(model.sample(self.n_synthetic, self._rng(_SAMPLE, generation)))
+        eval_samples = self._as_items(model.sample(self.n_eval, self._rng(_EVAL, generation)))
+        clock.lap("sample")
         # 3. score
         evaluation = Evaluation(
             model=model,
@@ -185,6 +218,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
             seed=int(self._rng(_METRIC, generation).integers(2**31)),
         )
         metrics = score(evaluation, self.metrics)
+        clock.lap("score")
         # 4. update the pool
         fresh = (
             self._split.draw_train(self.n_real, self._rng(_FRESH, generation))
@@ -192,6 +226,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
             else None
         )
         next_pool = self.dynamics.update(PoolUpdate(pool, new_samples, generation, fresh))
+        clock.lap("update")
 
         self._model, self._pool, self._generation = model, next_pool, generation + 1
         info = {
@@ -201,6 +236,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
             "effective_train_size": train.effective_size,
             "samples": new_samples,
         }
+        self.last_step_seconds = clock.laps  # not in info: info is deterministic for a seed
         truncated = self._generation > self.generations
         return self._observation(), -metrics[self.headline_metric], False, truncated, info
 
@@ -262,6 +298,11 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         return self._model
 
     @property
+    def feature_version(self) -> str | None:
+        """The feature extractor with its weights' hash and library versions (None: raw items)."""
+        return self.features.version if isinstance(self.features, FeatureExtractor) else None
+
+    @property
     def model_name(self) -> str:
         return self._model_template.name
 
@@ -303,7 +344,8 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
             model = self._model_template.clone()
             model.load_state_dict(model_state)
         self._pool = Pool(
-            np.array(state["pool.samples"], dtype=np.float64), np.array(state["pool.origin"], dtype=np.int64)
+            np.array(state["pool.samples"], dtype=self.sample_dtype),
+            np.array(state["pool.origin"], dtype=np.int64),
         )
         self._model, self._generation = model, generation
         return self._observation()
@@ -313,10 +355,19 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         assert self._root_seed is not None
         return np.random.default_rng([self._root_seed, stream, index])
 
+    def _as_items(self, samples: np.ndarray) -> np.ndarray:
+        """Model samples in the pool's dtype; integer items (image pixels) are rounded and clipped, as
+        saving a generated image does."""
+        samples = np.asarray(samples)
+        if np.issubdtype(self.sample_dtype, np.integer) and samples.dtype != self.sample_dtype:
+            limits = np.iinfo(self.sample_dtype)
+            samples = np.clip(np.rint(samples), limits.min, limits.max)
+        return samples.astype(self.sample_dtype, copy=False)
+
     def _observation(self) -> Observation:
         assert self._pool is not None
         n_items = len(self._pool)
-        samples = np.zeros(self.observation_space["samples"].shape, dtype=np.float64)
+        samples = np.zeros(self.observation_space["samples"].shape, dtype=self.sample_dtype)
         samples[:n_items] = self._pool.samples
         origin = np.full(self.capacity, EMPTY, dtype=np.int64)
         origin[:n_items] = self._pool.origin

@@ -112,6 +112,8 @@ def plot_samples(
             "this run saved no samples: run it with snapshots > 0 (collapsebench run --snapshots 5)"
         )
     generations = sorted(snapshots)
+    if np.asarray(snapshots[generations[0]]["samples"]).ndim == 4:  # (n, C, H, W) images
+        return plot_image_grid(snapshots, out, title)
     if any(
         np.asarray(snapshots[g]["pool"]).reshape(len(snapshots[g]["pool"]), -1).shape[1] != 2
         for g in generations
@@ -153,3 +155,52 @@ def plot_samples(
     figure.savefig(out, dpi=110)
     plt.close(figure)
     return out
+
+
+def plot_image_grid(
+    snapshots: dict[int, dict[str, np.ndarray]],
+    out: str | os.PathLike[str],
+    title: str = "",
+    per_generation: int = 16,
+) -> Path:
+    """Image worlds' version of the seed talk's "0 / 5 / 10 / 15 / 20 retrain." panel: one row per saved
+    generation, its first ``per_generation`` samples side by side, with a row of real images on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    generations = sorted(snapshots)
+    first = snapshots[generations[0]]
+    real = np.asarray(first["pool"])[np.asarray(first["origin"]) < 0][:per_generation]
+    rows = [("real", real)] + [
+        (f"gen {g}", np.asarray(snapshots[g]["samples"])[:per_generation]) for g in generations
+    ]
+    height = (real if len(real) else np.asarray(first["samples"])).shape[2]
+    scale = max(0.35, 0.9 * min(height, 64) / 32)
+    figure, axes = plt.subplots(
+        len(rows), 1, figsize=(per_generation * scale + 1.2, len(rows) * scale + 0.6), squeeze=False
+    )
+    for axis, (label, images) in zip(axes[:, 0], rows, strict=True):
+        axis.imshow(
+            _tile(images, per_generation), cmap="gray" if images.shape[1] == 1 else None, vmin=0, vmax=255
+        )
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out
+
+
+def _tile(images: np.ndarray, columns: int) -> np.ndarray:
+    """uint8 (n, C, H, W) → one (H, columns·(W + 1)[, C]) strip with 1-pixel white gaps."""
+    _, channels, height, width = images.shape
+    strip = np.full((height, columns * (width + 1), channels), 255, dtype=np.uint8)
+    for index, image in enumerate(images[:columns]):
+        strip[:, index * (width + 1) : index * (width + 1) + width] = image.transpose(1, 2, 0)
+    return strip[..., 0] if channels == 1 else strip

@@ -24,7 +24,7 @@ EMPTY = -2
 class Pool:
     """Items currently in the pool. Arrays are never modified in place; updates build a new Pool."""
 
-    samples: np.ndarray  # (n_items, *sample_shape) float64
+    samples: np.ndarray  # (n_items, *sample_shape), in the real data's dtype (float64, or uint8 images)
     origin: np.ndarray  # (n_items,) int64: REAL or the generation that produced the item
 
     def __post_init__(self) -> None:
@@ -35,7 +35,7 @@ class Pool:
 
     @classmethod
     def of(cls, samples: np.ndarray, origin: int) -> Pool:
-        samples = np.asarray(samples, dtype=np.float64)
+        samples = np.asarray(samples)
         return cls(samples, np.full(samples.shape[0], origin, dtype=np.int64))
 
     @classmethod

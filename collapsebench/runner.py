@@ -31,6 +31,8 @@ def _package_version() -> str:
 def run_key(env: CollapseEnv, env_id: str, policy: CurationPolicy, seed: int) -> RunKey:
     env_spec = spec(env_id)
     config = {name: value for name, value in env.config.items() if name not in _NOT_CONFIG}
+    if env.feature_version is not None:  # results of other feature weights or libraries never mix
+        config["features"] = env.feature_version
     return RunKey(
         env_id=env_spec.name + ("" if env_spec.version is None else f"-v{env_spec.version}"),
         env_version=int(env_spec.version or 0),

@@ -2,6 +2,16 @@
 
 from collapsebench.envs.gaussian import GAUSSIAN_DEFAULTS, GAUSSIAN_ND_DEFAULTS, GaussianEnv, GaussianNDEnv
 from collapsebench.envs.gmm2d import GMM2D_DEFAULTS, GMM2DEnv
+from collapsebench.envs.images import (
+    CIFAR_DEFAULTS,
+    DIGITS_DEFAULTS,
+    FFHQ64_DEFAULTS,
+    MNIST_DEFAULTS,
+    CIFAREnv,
+    DigitsEnv,
+    FFHQ64Env,
+    MNISTEnv,
+)
 from collapsebench.envs.toy2d import (
     CHECKERBOARD_DEFAULTS,
     MOONS_DEFAULTS,
@@ -30,3 +40,7 @@ register_family(
     CHECKERBOARD_DEFAULTS,
     CheckerboardEnv.__doc__ or "",
 )
+register_family("Digits", "collapsebench.envs.images:DigitsEnv", DIGITS_DEFAULTS, DigitsEnv.__doc__ or "")
+register_family("MNIST", "collapsebench.envs.images:MNISTEnv", MNIST_DEFAULTS, MNISTEnv.__doc__ or "")
+register_family("CIFAR", "collapsebench.envs.images:CIFAREnv", CIFAR_DEFAULTS, CIFAREnv.__doc__ or "")
+register_family("FFHQ64", "collapsebench.envs.images:FFHQ64Env", FFHQ64_DEFAULTS, FFHQ64Env.__doc__ or "")

@@ -206,3 +206,30 @@ def test_model_params_adjust_the_spec_model_settings(tmp_path):
     assert (
         '"initial_steps":5' in params and '"hidden":8' in params and '"layers":4' in params
     )  # kept from spec
+
+
+def test_image_run_saves_a_sample_grid_and_missing_data_is_reported(tmp_path, image_data):
+    store = str(tmp_path / "r.sqlite")
+    tiny = ["hidden=16", "depth=1", "initial_images=128", "images_per_generation=64", "sample_steps=2"]
+    args = ["run", "Digits-replace-v0", "--policy", "full-synthetic", "--seeds", "0", "--generations", "2"]
+    args += [arg for value in tiny for arg in ("--model-param", value)]
+    args += ["--env-param", "n_test=40", "--env-param", "n_eval=40", "--snapshots", "3", "--store", store]
+    result = invoke(*args, "--no-progress")
+    assert result.exit_code == 0, result.output
+    result = invoke("plot", "--samples", "--store", store, "--out", str(tmp_path / "grids"))
+    assert result.exit_code == 0, result.output
+    (grid,) = (tmp_path / "grids").glob("Digits-replace-v0*.png")
+    assert grid.read_bytes().startswith(PNG_MAGIC)
+
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    result = invoke(
+        "run", "CIFAR-mix-v0", "--policy", "real-only", "--data-dir", str(empty), "--store", store
+    )
+    assert result.exit_code != 0 and "CIFAR-10 not found" in result.output and str(empty) in result.output
+
+
+def test_weights_lists_the_manifest_and_what_is_in_place():
+    result = invoke("weights")
+    assert result.exit_code == 0
+    assert "digits-cnn" in result.output and "ok:" in result.output and "inception-v3" in result.output

@@ -8,6 +8,8 @@ import collapsebench as cb
 from collapsebench.envs.gmm2d import RingMixture
 from collapsebench.models import MODELS, SupportsLogProb, WeightedData
 
+from conftest import TINY_MLP, TINY_UNET
+
 
 def uniform(x):
     return WeightedData(x, np.full(len(x), 1 / len(x)))
@@ -44,12 +46,20 @@ def test_gaussian_samples_and_log_prob(rng):
 TINY_KWARGS = {
     "realnvp": {"initial_steps": 20, "hidden": 16},
     "spline-flow": {"initial_steps": 20, "hidden": 16},
+    "ddpm": TINY_UNET,
+    "flow-matching": TINY_UNET,
+    "mlp-diffusion": TINY_MLP,
+    "mlp-flow-matching": TINY_MLP,
 }
+IMAGE_MODELS = ("ddpm", "flow-matching", "mlp-diffusion", "mlp-flow-matching")
 
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_model_round_trips_through_its_state_dict(name, rng):
-    x = RingMixture().sample(300, rng)
+    if name in IMAGE_MODELS:
+        x = rng.integers(0, 256, (40, 1, 8, 8), dtype=np.uint8)
+    else:
+        x = RingMixture().sample(300, rng)
     model = cb.make_model(name, **TINY_KWARGS.get(name, {}))
     model.fit(uniform(x), np.random.default_rng(0))
     restored = cb.make_model(name, **TINY_KWARGS.get(name, {}))
