@@ -299,7 +299,11 @@ class DiffusionObjective(ImageModel):
     ancestral sampler (``sampler="ddpm"``; stochastic, more forgiving of an imperfect ε-model)."""
 
     train_timesteps = 1000
-    sampler = "ddim"
+
+    def __init__(self, sampler: str = "ddim", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sampler = sampler
+        self._schedulers()  # an unknown sampler fails here, not generations later
 
     def _schedulers(self) -> tuple[Any, Any]:
         import diffusers
@@ -395,9 +399,16 @@ class _UNetModel:
     """The UNet hyper-parameters shared by ``ddpm`` and ``flow-matching`` (the seed paper's CIFAR
     DDPM: widths 128-256-256-256, two res-blocks per level, attention at 16×16)."""
 
-    widths: tuple[int, ...]
-    attention_levels: tuple[int, ...]
-    layers_per_block: int
+    def __init__(
+        self,
+        widths: tuple[int, ...] = (128, 256, 256, 256),
+        attention_levels: tuple[int, ...] = (1,),
+        layers_per_block: int = 2,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.widths, self.attention_levels = tuple(widths), tuple(attention_levels)
+        self.layers_per_block = int(layers_per_block)
 
     def build_network(self, shape: tuple[int, ...]) -> Any:
         return build_unet(shape, self.widths, self.attention_levels, self.layers_per_block)
@@ -407,43 +418,19 @@ class _UNetModel:
 class DDPM(_UNetModel, DiffusionObjective):
     __doc__ = DiffusionObjective.__doc__
 
-    def __init__(
-        self,
-        widths: tuple[int, ...] = (128, 256, 256, 256),
-        attention_levels: tuple[int, ...] = (1,),
-        layers_per_block: int = 2,
-        sampler: str = "ddim",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.widths, self.attention_levels = tuple(widths), tuple(attention_levels)
-        self.layers_per_block = int(layers_per_block)
-        self.sampler = sampler
-        self._schedulers()  # an unknown sampler fails here, not generations later
-
 
 @register_model("flow-matching")
 class FlowMatching(_UNetModel, FlowMatchingObjective):
     __doc__ = FlowMatchingObjective.__doc__
-
-    def __init__(
-        self,
-        widths: tuple[int, ...] = (128, 256, 256, 256),
-        attention_levels: tuple[int, ...] = (1,),
-        layers_per_block: int = 2,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.widths, self.attention_levels = tuple(widths), tuple(attention_levels)
-        self.layers_per_block = int(layers_per_block)
 
 
 class _MLPModel:
     """A residual MLP on flattened images (``depth`` blocks of ``hidden`` units, sinusoidal time
     embedding): small enough to train on CPU, for Digits."""
 
-    hidden: int
-    depth: int
+    def __init__(self, hidden: int = 256, depth: int = 3, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hidden, self.depth = int(hidden), int(depth)
 
     def build_network(self, shape: tuple[int, ...]) -> Any:
         import torch.nn as nn
@@ -481,10 +468,6 @@ class MLPFlowMatching(_MLPModel, FlowMatchingObjective):
     Measured on Digits (300k images seen, 27 s on one CPU core): FD 17.6 in digits-cnn features
     (real-vs-real floor 4.9), precision 0.88, recall 0.90."""
 
-    def __init__(self, hidden: int = 256, depth: int = 3, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.hidden, self.depth = int(hidden), int(depth)
-
 
 @register_model("mlp-diffusion")
 class MLPDiffusion(_MLPModel, DiffusionObjective):
@@ -492,9 +475,3 @@ class MLPDiffusion(_MLPModel, DiffusionObjective):
     on CPU. Measured on Digits with the same budget (300k images): FD 106-117 with DDIM-50 (samples
     keep visible noise: the ε-model is poor at low noise levels on these 17-level images), 41 with
     1000 ancestral steps (``sampler="ddpm", sample_steps=1000``); flow matching reaches 17.6."""
-
-    def __init__(self, hidden: int = 256, depth: int = 3, sampler: str = "ddim", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.hidden, self.depth = int(hidden), int(depth)
-        self.sampler = sampler
-        self._schedulers()

@@ -36,7 +36,9 @@ def bound_params(
         if parameter.kind is inspect.Parameter.VAR_KEYWORD and name in params:
             # **kwargs go to a base class: bind them against it too, so its defaults are recorded.
             passed_on = params.pop(name)
-            parent = next((base for base in cls.__mro__[1:] if "__init__" in vars(base)), object)
+            mro = cls.__mro__
+            owner = next(base for base in mro if "__init__" in vars(base))  # whose __init__ bound
+            parent = next((base for base in mro[mro.index(owner) + 1 :] if "__init__" in vars(base)), object)
             # partial: arguments the subclass itself supplies (an env's real data) are not in kwargs
             inherited = (
                 bound_params(parent, (), passed_on, partial=True) if parent is not object else passed_on

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -148,13 +149,7 @@ def plot_samples(
             axis.set_yticks([])
             axis.set_aspect("equal")
     axes[0, 0].legend(loc="lower left", fontsize=6, markerscale=3, frameon=False)
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
-    return out
+    return _save(figure, out, title)
 
 
 def plot_image_grid(
@@ -188,13 +183,7 @@ def plot_image_grid(
         axis.set_xticks([])
         axis.set_yticks([])
         axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
-    return out
+    return _save(figure, out, title)
 
 
 def _tile(images: np.ndarray, columns: int) -> np.ndarray:
@@ -204,3 +193,15 @@ def _tile(images: np.ndarray, columns: int) -> np.ndarray:
     for index, image in enumerate(images[:columns]):
         strip[:, index * (width + 1) : index * (width + 1) + width] = image.transpose(1, 2, 0)
     return strip[..., 0] if channels == 1 else strip
+
+
+def _save(figure: Any, out: str | os.PathLike[str], title: str) -> Path:
+    import matplotlib.pyplot as plt
+
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out
