@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from collapsebench.baselines.flows import torch_threads
 from collapsebench.features import pick_device
 from collapsebench.models import GenerativeModel, WeightedData, register_model
 
@@ -93,7 +94,7 @@ class ImageModel(GenerativeModel):
                 self._build(device)
         budget = self.initial_images if first else self.images_per_generation
         steps = max(1, math.ceil((len(data) if budget is None else int(budget)) / self.batch_size))
-        with _cpu_threads(self.threads, device):
+        with torch_threads(self._cpu_threads(device)):
             generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**63)))
             pixels = torch.from_numpy(np.ascontiguousarray(images)).to(device)
             weights = torch.from_numpy(np.asarray(data.weights, dtype=np.float64)).to(device)
@@ -134,7 +135,7 @@ class ImageModel(GenerativeModel):
         device = self.device
         out = []
         started = time.perf_counter()
-        with _cpu_threads(self.threads, device), torch.inference_mode():
+        with torch_threads(self._cpu_threads(device)), torch.inference_mode():
             generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**63)))
             for start in range(0, n, self.sample_batch_size):
                 size = min(self.sample_batch_size, n - start)
@@ -188,6 +189,10 @@ class ImageModel(GenerativeModel):
     @property
     def device(self) -> Any:
         return pick_device(self.device_name)
+
+    def _cpu_threads(self, device: Any) -> int | None:
+        """``threads`` applies to CPU work only."""
+        return self.threads if device.type == "cpu" else None
 
     def _use_bf16(self, device: Any) -> bool:
         return device.type == "cuda" if self.bf16 is None else bool(self.bf16)
@@ -268,27 +273,6 @@ def _Cast(network: Any, dtype: Any) -> Any:
     return Cast()
 
 
-class _cpu_threads:
-    """On CPU, run with ``threads`` intra-op threads (two multi-threaded runs on few cores thrash)."""
-
-    def __init__(self, threads: int | None, device: Any) -> None:
-        self.threads = threads if device.type == "cpu" else None
-        self.previous: int | None = None
-
-    def __enter__(self) -> None:
-        import torch
-
-        if self.threads is not None:
-            self.previous = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
-
-    def __exit__(self, *exc: object) -> None:
-        import torch
-
-        if self.previous is not None:
-            torch.set_num_threads(self.previous)
-
-
 # ---------------------------------------------------------------------------------------- objectives
 _SAMPLERS = {"ddim": "DDIMScheduler", "ddpm": "DDPMScheduler"}
 
@@ -303,16 +287,22 @@ class DiffusionObjective(ImageModel):
     def __init__(self, sampler: str = "ddim", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.sampler = sampler
+        self._scheduler_pair: tuple[Any, Any] | None = None
         self._schedulers()  # an unknown sampler fails here, not generations later
 
     def _schedulers(self) -> tuple[Any, Any]:
-        import diffusers
+        """(training, sampling) schedulers, built once: the loss uses them every optimizer step."""
+        if self._scheduler_pair is None:
+            import diffusers
 
-        if self.sampler not in _SAMPLERS:
-            raise ValueError(f"sampler must be one of {sorted(_SAMPLERS)}, got {self.sampler!r}")
-        training = diffusers.DDPMScheduler(num_train_timesteps=self.train_timesteps, beta_schedule="linear")
-        sampling = getattr(diffusers, _SAMPLERS[self.sampler]).from_config(training.config)
-        return training, sampling
+            if self.sampler not in _SAMPLERS:
+                raise ValueError(f"sampler must be one of {sorted(_SAMPLERS)}, got {self.sampler!r}")
+            training = diffusers.DDPMScheduler(
+                num_train_timesteps=self.train_timesteps, beta_schedule="linear"
+            )
+            sampling = getattr(diffusers, _SAMPLERS[self.sampler]).from_config(training.config)
+            self._scheduler_pair = (training, sampling)
+        return self._scheduler_pair
 
     def loss(self, network: Any, x1: Any, generator: Any) -> Any:
         import torch

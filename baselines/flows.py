@@ -59,7 +59,7 @@ class FlowModel(GenerativeModel):
         if x.ndim != 2 or x.shape[1] < 2:
             raise ValueError(f"flows here take (n, d ≥ 2) vectors, got samples of shape {x.shape}")
         first = self._flow is None
-        with torch.random.fork_rng(devices=[]), _torch_threads(self.threads):
+        with torch.random.fork_rng(devices=[]), torch_threads(self.threads):
             torch.manual_seed(int(rng.integers(2**63)))
             if first:
                 self._dim = x.shape[1]
@@ -85,7 +85,7 @@ class FlowModel(GenerativeModel):
         import torch
 
         flow = self._fitted()
-        with torch.random.fork_rng(devices=[]), torch.no_grad(), _torch_threads(self.threads):
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), torch_threads(self.threads):
             torch.manual_seed(int(rng.integers(2**63)))
             samples, _ = flow.sample(n)
         samples = samples.numpy().astype(np.float64)
@@ -97,7 +97,7 @@ class FlowModel(GenerativeModel):
         import torch
 
         flow = self._fitted()
-        with torch.no_grad(), _torch_threads(self.threads):
+        with torch.no_grad(), torch_threads(self.threads):
             return flow.log_prob(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy().astype(np.float64)
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -130,8 +130,9 @@ class FlowModel(GenerativeModel):
 
 
 @contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` intra-op threads, then restore the process setting."""
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` intra-op threads (None: leave torch's setting), then restore the process
+    setting. Shared by every torch model here: two multi-threaded runs on few cores thrash."""
     import torch
 
     if threads is None:

@@ -152,10 +152,6 @@ def run(
     import collapsebench as cb
     from collapsebench.datasets import DATA_ENV_VAR, CorruptDataError, MissingDataError
     from collapsebench.features import WeightsError
-
-    previous_data_dir = os.environ.get(DATA_ENV_VAR)
-    if data_dir is not None:
-        os.environ[DATA_ENV_VAR] = str(data_dir)
     from collapsebench.plotting import summarize
     from collapsebench.store import export
 
@@ -170,6 +166,9 @@ def run(
         raise typer.BadParameter(
             str(error.args[0] if error.args else error), param_hint="--policy/--param"
         ) from None
+    previous_data_dir = os.environ.get(DATA_ENV_VAR)
+    if data_dir is not None:
+        os.environ[DATA_ENV_VAR] = str(data_dir)
     try:
         frame = cb.evaluate(
             env_id,

@@ -22,6 +22,7 @@ from gymnasium import spaces
 from collapsebench._params import bound_params
 from collapsebench.data import RealData, RealSplit
 from collapsebench.features import FeatureExtractor, cached_features, make_features
+from collapsebench.metrics import gaussian_statistics
 from collapsebench.models import GenerativeModel, WeightedData, make_model
 from collapsebench.pool import DYNAMICS, EMPTY, REAL, Pool, PoolDynamics, PoolUpdate
 from collapsebench.scoring import STANDARD_METRICS, Evaluation, FeatureMap, flatten_features, score
@@ -166,11 +167,13 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
             if cache_key is not None and isinstance(self.features, FeatureExtractor)
             else self.features(self._split.test)
         )
+        # Once per episode, not per generation: FD's real mean and covariance (2048-d for Inception).
+        self._real_statistics = gaussian_statistics(self._real_test_features)
         population = getattr(self.real_data, "population_covariance", None)
         self._reference_covariance = (
             population
             if population is not None and self.features is flatten_features
-            else np.atleast_2d(np.cov(self._real_test_features, rowvar=False))
+            else self._real_statistics[1]
         )
         self._pool = Pool.of(self._split.draw_train(self.n_real, self._rng(_DATA, 1)), REAL)
         self._model = None
@@ -207,6 +210,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
             samples=eval_samples,
             real_test=self._split.test,
             real_test_features=self._real_test_features,
+            real_statistics=self._real_statistics,
             reference_covariance=self._reference_covariance,
             synthetic_fraction=synthetic_fraction,
             real_data=self.real_data,

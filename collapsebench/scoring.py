@@ -42,6 +42,7 @@ class Evaluation:
     samples: np.ndarray  # (n_eval, *sample_shape) fresh samples of the trained model
     real_test: np.ndarray  # (n_test, *sample_shape) held-out real data
     real_test_features: np.ndarray  # (n_test, feature_dim), cached by the env for the episode
+    real_statistics: tuple[np.ndarray, np.ndarray]  # their mean and covariance, also per episode
     reference_covariance: np.ndarray  # covariance of the real distribution in feature space
     synthetic_fraction: float  # weight mass on synthetic items in this generation's training set
     real_data: object = None  # the env's real-data source (analytic worlds: density, modes)
@@ -98,9 +99,8 @@ def score(evaluation: Evaluation, names: tuple[str, ...]) -> dict[str, float]:
 
 @register_metric("fd")
 def _fd(evaluation: Evaluation) -> float:
-    real = gaussian_statistics(evaluation.real_test_features)
     fake = gaussian_statistics(evaluation.sample_features)
-    return frechet_distance(*fake, *real)
+    return frechet_distance(*fake, *evaluation.real_statistics)
 
 
 @register_metric("precision")

@@ -9,9 +9,11 @@ test split is fixed per data set, so its features are computed once per extracto
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from collapsebench import datasets
+from collapsebench.datasets import ImageDataset
 from collapsebench.env import CollapseEnv
 
 IMAGE_METRICS = ("fd", "precision", "recall", "density", "coverage", "synthetic_fraction")
@@ -50,7 +52,16 @@ class DigitsEnv(CollapseEnv):
         super().__init__(datasets.digits(), **kwargs)
 
 
-class MNISTEnv(CollapseEnv):
+class _FileImageEnv(CollapseEnv):
+    """An image world read from local files: ``source(data_dir)`` gives its ``ImageDataset``."""
+
+    source: Callable[[str | os.PathLike[str] | None], ImageDataset]
+
+    def __init__(self, *, data_dir: str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(type(self).source(data_dir), **kwargs)
+
+
+class MNISTEnv(_FileImageEnv):
     __doc__ = "MNIST (28×28 grey digits) refitted by a DDPM.\n" + _IMAGE_DOC.format(
         shape="1, 28, 28",
         features="``mnist-cnn`` (128-d; train it from your MNIST files with baselines/train_feature_net.py)",
@@ -62,11 +73,10 @@ class MNISTEnv(CollapseEnv):
         "3M images seen for generation 0, then one epoch of the training pool per generation.",
     )
 
-    def __init__(self, *, data_dir: str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
-        super().__init__(datasets.mnist(data_dir), **kwargs)
+    source = staticmethod(datasets.mnist)
 
 
-class CIFAREnv(CollapseEnv):
+class CIFAREnv(_FileImageEnv):
     __doc__ = "CIFAR-10 refitted by a DDPM: the seed paper's (Bertrand et al.) main protocol.\n" + (
         _IMAGE_DOC.format(
             shape="3, 32, 32",
@@ -83,11 +93,10 @@ class CIFAREnv(CollapseEnv):
         )
     )
 
-    def __init__(self, *, data_dir: str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
-        super().__init__(datasets.cifar10(data_dir), **kwargs)
+    source = staticmethod(datasets.cifar10)
 
 
-class FFHQ64Env(CollapseEnv):
+class FFHQ64Env(_FileImageEnv):
     __doc__ = "FFHQ faces at 64×64 refitted by a DDPM.\n" + _IMAGE_DOC.format(
         shape="3, 64, 64",
         features="Inception-v3 pool3 (``inception-v3``)",
@@ -99,8 +108,7 @@ class FFHQ64Env(CollapseEnv):
         "20M images seen for generation 0, then one epoch per generation. Use a GPU.",
     )
 
-    def __init__(self, *, data_dir: str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
-        super().__init__(datasets.ffhq64(data_dir), **kwargs)
+    source = staticmethod(datasets.ffhq64)
 
 
 _IMAGE_COMMON: dict[str, Any] = {
