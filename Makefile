@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[test,ray]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -32,6 +32,8 @@ from collapsebench.models import GenerativeModel, WeightedData, register_model
 class ImageModel(GenerativeModel):
     """A denoising network trained on weighted uint8 images; subclasses supply the math."""
 
+    wants_accelerator = True
+
     def __init__(
         self,
         images_per_generation: int | None = None,

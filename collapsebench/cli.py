@@ -1,4 +1,4 @@
-"""The ``collapsebench`` command: list, describe, run, export, plot, demo."""
+"""The ``collapsebench`` command: list, describe, run, sweep, export, plot, weights, demo."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from collapsebench.leaderboard.cli import app as leaderboard_app
+
 app = typer.Typer(help="collapsebench: model collapse under iterative retraining.", no_args_is_help=True)
+app.add_typer(leaderboard_app, name="leaderboard")
 console = Console()
 
 StoreOption = Annotated[
@@ -47,35 +50,12 @@ def parse_params(items: list[str] | None, option: str) -> dict[str, Any]:
 
 def parse_seeds(text: str) -> list[int]:
     """``0-19``, ``0,2,5``, ``3`` or a mix: ``0-4,10``."""
-    seeds: list[int] = []
+    from collapsebench.sweep import parse_seeds as parse
+
     try:
-        for part in text.split(","):
-            low, sep, high = part.strip().partition("-")
-            seeds.extend(range(int(low), int(high) + 1) if sep else [int(low)])
-    except ValueError:
-        raise typer.BadParameter(
-            f"seeds look like 0-19 or 0,3,5; got {text!r}", param_hint="--seeds"
-        ) from None
-    if not seeds:
-        raise typer.BadParameter("no seeds", param_hint="--seeds")
-    return seeds
-
-
-def build_policy(names: list[str], params: dict[str, Any]) -> Any:
-    """One policy, or several composed in order; with several, parameters are ``stage.key=value``."""
-    import collapsebench as cb
-
-    if len(names) == 1:
-        return cb.make_policy(names[0], **params)
-    staged: dict[str, dict[str, Any]] = {name: {} for name in names}
-    for key, value in params.items():
-        stage, dot, name = key.partition(".")
-        if not dot or stage not in staged:
-            raise typer.BadParameter(
-                f"with several policies, name the stage: --param {names[0]}.{key}=...", param_hint="--param"
-            )
-        staged[stage][name] = value
-    return cb.compose(*(cb.make_policy(name, **staged[name]) for name in names))
+        return parse(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--seeds") from None
 
 
 @app.command("list")
@@ -153,13 +133,14 @@ def run(
     from collapsebench.datasets import DATA_ENV_VAR, CorruptDataError, MissingDataError
     from collapsebench.features import WeightsError
     from collapsebench.plotting import summarize
+    from collapsebench.policies import build_policy
+    from collapsebench.runner import merged_model_params
     from collapsebench.store import export
 
     spec_kwargs = _env_spec(env_id).kwargs
     model_params = parse_params(model_param, "--model-param")
-    if model_params and model in (None, spec_kwargs.get("model")):
-        # Same model: --model-param adjusts the spec's model settings instead of replacing them all.
-        model_params = {**(spec_kwargs.get("model_kwargs") or {}), **model_params}
+    if model_params:
+        model_params = merged_model_params(env_id, model, model_params)
     try:
         agent = build_policy(policy, parse_params(param, "--param"))
     except (KeyError, TypeError, ValueError) as error:
@@ -198,6 +179,78 @@ def run(
     for row in summary.itertuples():
         table.add_row(row.metric, str(row.generation), f"{row.mean:.4g}", f"{row.ci95:.2g}", str(row.seeds))
     console.print(table)
+
+
+@app.command("sweep")
+def sweep_command(
+    config: Annotated[Path, typer.Argument(help="TOML grid of envs, seeds, [[agents]]: baselines/sweeps/")],
+    store: StoreOption = None,
+    backend: Annotated[str, typer.Option(help="local (process pool), ray, or inline")] = "local",
+    workers: Annotated[
+        int | None, typer.Option(help="worker processes / Ray CPUs [default: all cores]")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="join this Ray cluster (ray back-end): auto, ray://host:10001")
+    ] = None,
+    chunk_seconds: Annotated[
+        float, typer.Option(help="compute per task; what a dead worker can cost (0: one generation)")
+    ] = 60.0,
+    max_retries: Annotated[int, typer.Option(help="reruns of a chunk whose worker died")] = 2,
+    snapshots: Annotated[int, typer.Option(help="save samples at N generations per run")] = 0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list the cells and their state; run nothing")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Run a grid of env × agent × seed. Finished cells are skipped, interrupted ones resume; the
+    results go to the store through this process only."""
+    from collapsebench.store import ResultsStore
+    from collapsebench.sweep import load_sweep, plan, sweep
+
+    try:
+        cells = load_sweep(config)
+        results = ResultsStore(store)
+        if dry_run:
+            table = Table(
+                "env", "policy", "params", "model", "seed", "done", title=f"{config}: {len(cells)} cells"
+            )
+            for cell, key, done, _ in plan(cells, results):
+                table.add_row(
+                    cell.env_id,
+                    ">".join(cell.policy),
+                    json.dumps(dict(cell.policy_params)),
+                    f"{key.model} {json.dumps(dict(cell.model_params)) if cell.model_params else ''}",
+                    str(cell.seed),
+                    f"{min(done, key.generations + 1)}/{key.generations + 1}",
+                )
+            console.print(table)
+            return
+        report = sweep(
+            cells,
+            results,
+            backend=backend,
+            workers=workers,
+            address=address,
+            chunk_seconds=chunk_seconds,
+            max_retries=max_retries,
+            snapshots=snapshots,
+            progress=progress,
+        )
+    except (FileNotFoundError, KeyError, ValueError, ImportError) as error:
+        raise typer.BadParameter(str(error.args[0] if error.args else error), param_hint="CONFIG") from None
+    console.print(
+        f"{len(report.run_ids)} cells: {report.skipped} already done, "
+        f"{len(report.run_ids) - report.skipped - len(report.failures)} run, {len(report.failures)} failed"
+        f" → {results.path}"
+    )
+    for failure in report.failures:
+        console.print(
+            f"[red]failed[/] {failure.cell.env_id} {'>'.join(failure.cell.policy)} "
+            f"seed {failure.cell.seed}: {failure.error}"
+        )
+    if failures := len(report.failures):
+        console.print(f"rerun the same command to resume the {failures} failed cell(s)")
+        raise typer.Exit(1)
 
 
 @app.command("export")

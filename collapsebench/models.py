@@ -73,6 +73,8 @@ class GenerativeModel(ABC):
 
     registered_name: ClassVar[str]
     params: dict[str, Any]
+    # True for models that want a GPU when there is one: a sweep's ray back-end asks for one per cell.
+    wants_accelerator: ClassVar[bool] = False
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         return with_params(super().__new__(cls), args, kwargs)

@@ -15,7 +15,7 @@ is what lets an interrupted run resume exactly.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -133,3 +133,24 @@ class ComposedPolicy(CurationPolicy):
 def compose(*policies: CurationPolicy | str) -> CurationPolicy:
     """Chain curation policies: ``compose("filter-likelihood", make_policy("lambda-mix", lam=0.5))``."""
     return ComposedPolicy(*(make_policy(p) if isinstance(p, str) else p for p in policies))
+
+
+def build_policy(names: str | Sequence[str], params: Mapping[str, Any] | None = None) -> CurationPolicy:
+    """One registered policy, or several composed in order. With several, each parameter names its
+    stage: ``{"filter-likelihood.q": 0.1, "lambda-mix.lam": 0.5}``. How the CLI and sweep configs
+    spell agents."""
+    names = [names] if isinstance(names, str) else list(names)
+    params = dict(params or {})
+    if not names:
+        raise ValueError("no policy named")
+    if len(names) == 1:
+        return make_policy(names[0], **params)
+    staged: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for key, value in params.items():
+        stage, dot, name = key.partition(".")
+        if not dot or stage not in staged:
+            raise ValueError(
+                f"with several policies, name the stage of each parameter: {names[0]}.{key}=..., not {key!r}"
+            )
+        staged[stage][name] = value
+    return compose(*(make_policy(name, **staged[name]) for name in names))

@@ -8,7 +8,8 @@ re-run; interrupted ones resume from their last committed generation.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from collapsebench.store import ResultsStore, RunKey, canonical_json
 _NOT_CONFIG = ("model", "model_kwargs")  # recorded as model / model_params instead
 
 
-def _package_version() -> str:
+def package_version() -> str:
     from collapsebench import __version__
 
     return __version__
@@ -46,6 +47,77 @@ def run_key(env: CollapseEnv, env_id: str, policy: CurationPolicy, seed: int) ->
     )
 
 
+@dataclass(frozen=True)
+class GenerationRecord:
+    """One finished generation of a lineage, as the store commits it."""
+
+    generation: int
+    metrics: dict[str, float]
+    wall_time_s: float
+    snapshot: dict[str, np.ndarray] | None = None  # pool, weights and samples, for pictures
+
+
+class Lineage:
+    """One lineage (env × policy × seed) stepped generation by generation, from the start or from a
+    checkpoint. The store-writing loops (``run_lineage`` here, sweep chunks in worker processes) are
+    both built on it, so both resume and replay the same way."""
+
+    def __init__(
+        self,
+        env_id: str,
+        policy: CurationPolicy,
+        seed: int,
+        env_kwargs: Mapping[str, Any] | None = None,
+        snapshots: int = 0,
+    ) -> None:
+        self.env = make(env_id, **dict(env_kwargs or {}))
+        self.unwrapped: CollapseEnv = self.env.unwrapped  # type: ignore[assignment]
+        self.key = run_key(self.unwrapped, env_id, policy, seed)
+        self.policy, self.seed = policy, int(seed)
+        self.last_generation = self.unwrapped.generations
+        self._pictured = snapshot_generations(self.last_generation, snapshots)
+
+    def generations(
+        self, checkpoint: tuple[int, Mapping[str, np.ndarray]] | None = None, committed: int = 0
+    ) -> Iterator[GenerationRecord]:
+        """Step to the end; yield every generation from ``committed`` on. ``checkpoint``: (generation,
+        state) to continue after; the generations between it and ``committed`` are replayed without
+        being yielded (the env is deterministic, so they come out the same)."""
+        obs, _ = self.env.reset(seed=self.seed)
+        self.policy.reset(self.seed)
+        start = 0
+        if checkpoint is not None:
+            restored_generation, state = checkpoint
+            obs, start = self.unwrapped.restore(dict(state)), restored_generation + 1
+        for generation in range(start, self.last_generation + 1):
+            started = time.perf_counter()
+            pool, action = obs, self.policy(obs)
+            obs, _, _, _, info = self.env.step(action)
+            if generation < committed:
+                continue
+            snapshot = _snapshot(pool, action, info["samples"]) if generation in self._pictured else None
+            yield GenerationRecord(generation, info["metrics"], time.perf_counter() - started, snapshot)
+
+    def checkpoint(self) -> dict[str, np.ndarray]:
+        return self.unwrapped.checkpoint()
+
+    def close(self) -> None:
+        self.env.close()
+
+    def __enter__(self) -> Lineage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def commit(store: ResultsStore, key: RunKey, record: GenerationRecord) -> bool:
+    """Write one generation (and its snapshot); False if the store already had it."""
+    if record.snapshot is not None:
+        store.save_snapshot(key.run_id, record.generation, record.snapshot)
+    return store.commit_generation(key, record.generation, record.metrics, record.wall_time_s)
+
+
 def run_lineage(
     env_id: str,
     policy: CurationPolicy,
@@ -56,58 +128,36 @@ def run_lineage(
     checkpoint_every_s: float = 60.0,
     snapshots: int = 0,
 ) -> str:
-    """Run (or finish) one lineage and return its run id.
+    """Run (or finish) one lineage in this process and return its run id.
 
     Every generation is committed to the store as it finishes. The env state is checkpointed once
     ``checkpoint_every_s`` seconds of compute have passed since the last checkpoint (0: after every
     generation); a resumed run restores the newest checkpoint and replays, without writing, the few
-    committed generations after it: the env is deterministic, so the numbers are the same.
-    ``on_generation(n)`` reports progress (generations already committed are reported once, up front).
-    ``snapshots``: at that many evenly spaced generations (0 and T included), save the training pool,
-    its weights and the model's samples beside the store, for ``collapsebench plot --samples``.
+    committed generations after it. ``on_generation(n)`` reports progress (generations already
+    committed are reported once, up front). ``snapshots``: at that many evenly spaced generations (0
+    and T included), save the training pool, its weights and the model's samples beside the store,
+    for ``collapsebench plot --samples``.
     """
-    env = make(env_id, **dict(env_kwargs or {}))
-    try:
-        unwrapped: CollapseEnv = env.unwrapped  # type: ignore[assignment]
-        key = run_key(unwrapped, env_id, policy, seed)
-        done = store.begin_run(key, _package_version())
-        last = unwrapped.generations
+    with Lineage(env_id, policy, seed, env_kwargs, snapshots) as lineage:
+        key, last = lineage.key, lineage.last_generation
+        done = store.begin_run(key, package_version())
         if on_generation is not None and done:
             on_generation(min(done, last + 1))
         if done > last:
             return key.run_id
-
-        obs, _ = env.reset(seed=seed)
-        policy.reset(seed)
-        start = 0
         checkpoint = store.latest_checkpoint(key.run_id, at_most=done - 1) if done else None
-        if checkpoint is not None:
-            restored_generation, state = checkpoint
-            obs, start = unwrapped.restore(state), restored_generation + 1
-
-        pictured = snapshot_generations(last, snapshots)
         since_checkpoint = 0.0
-        for generation in range(start, last + 1):
-            started = time.perf_counter()
-            pool, action = obs, policy(obs)
-            obs, _, _, _, info = env.step(action)
-            if generation < done:
-                continue  # replaying a generation the store already has
-            elapsed = time.perf_counter() - started
-            if generation in pictured:
-                store.save_snapshot(key.run_id, generation, _snapshot(pool, action, info["samples"]))
-            store.commit_generation(key, generation, info["metrics"], elapsed)
-            since_checkpoint += elapsed
-            if generation < last and since_checkpoint >= checkpoint_every_s:
-                store.save_checkpoint(key.run_id, generation, unwrapped.checkpoint())
-                store.prune_checkpoints(key.run_id, keep_generation=generation)
+        for record in lineage.generations(checkpoint, committed=done):
+            commit(store, key, record)
+            since_checkpoint += record.wall_time_s
+            if record.generation < last and since_checkpoint >= checkpoint_every_s:
+                store.save_checkpoint(key.run_id, record.generation, lineage.checkpoint())
+                store.prune_checkpoints(key.run_id, keep_generation=record.generation)
                 since_checkpoint = 0.0
             if on_generation is not None:
                 on_generation(1)
         store.prune_checkpoints(key.run_id, keep_generation=None)
         return key.run_id
-    finally:
-        env.close()
 
 
 def snapshot_generations(last: int, count: int) -> set[int]:
@@ -125,6 +175,16 @@ def _snapshot(obs: Mapping[str, Any], action: np.ndarray, samples: np.ndarray) -
         "weights": np.asarray(action, dtype=np.float64)[valid],
         "samples": np.asarray(samples),
     }
+
+
+def merged_model_params(env_id: str, model: str | None, params: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``model`` + ``params`` mean for an env, as the CLI and sweep configs read them: for the
+    spec's own model (or none named), the params adjust the spec's model settings; for another model
+    they are its whole settings."""
+    spec_kwargs = spec(env_id).kwargs
+    if model in (None, spec_kwargs.get("model")):
+        return {**(spec_kwargs.get("model_kwargs") or {}), **params}
+    return dict(params)
 
 
 def evaluate(
@@ -162,7 +222,7 @@ def evaluate(
     total_generations = int(overrides.get("generations", spec(env_id).kwargs["generations"])) + 1
 
     run_ids = []
-    with _progress(progress, f"{env_id} · {policy.label}", len(seeds) * total_generations) as advance:
+    with progress_bar(progress, f"{env_id} · {policy.label}", len(seeds) * total_generations) as advance:
         for seed in seeds:
             run_ids.append(
                 run_lineage(env_id, policy, seed, results, overrides, advance, checkpoint_every_s, snapshots)
@@ -170,7 +230,7 @@ def evaluate(
     return results.to_dataframe(run_ids)
 
 
-class _progress:
+class progress_bar:
     """A rich progress bar over every generation of every seed (or nothing)."""
 
     def __init__(self, enabled: bool, description: str, total: int) -> None:

@@ -233,3 +233,22 @@ def test_weights_lists_the_manifest_and_what_is_in_place():
     result = invoke("weights")
     assert result.exit_code == 0
     assert "digits-cnn" in result.output and "ok:" in result.output and "inception-v3" in result.output
+
+
+def test_sweep_dry_run_lists_cells_and_a_bad_config_is_a_usage_error(tmp_path):
+    config = tmp_path / "grid.toml"
+    config.write_text(
+        'envs = "Gaussian-mix-v0"\nseeds = "0-1"\ngenerations = 2\n'
+        '[[agents]]\npolicy = "lambda-mix"\nparams = { lam = [0.5, 1.0] }\n'
+    )
+    store = str(tmp_path / "r.sqlite")
+    listed = invoke("sweep", str(config), "--store", store, "--dry-run")
+    assert listed.exit_code == 0 and "4 cells" in listed.output and listed.output.count("0/3") == 4
+    ran = invoke("sweep", str(config), "--store", store, "--backend", "inline", "--no-progress")
+    assert ran.exit_code == 0 and "4 cells: 0 already done, 4 run, 0 failed" in ran.output
+    assert invoke("sweep", str(config), "--store", store, "--dry-run").output.count("3/3") == 4
+
+    config.write_text('envs = "Gaussian-mix-v0"\n[[agents]]\npolicy = "lambda-mix"\nparams = { lamb = 1 }\n')
+    bad = invoke("sweep", str(config), "--store", store, "--backend", "inline")
+    assert bad.exit_code == 2 and "lamb" in bad.output
+    assert invoke("sweep", str(tmp_path / "none.toml")).exit_code == 2

@@ -45,3 +45,14 @@ def test_readme_example_runs(index, tmp_path, monkeypatch):
         obs, _ = env.reset(seed=0)
         _, _, _, _, info = env.step(obs["valid"].astype(float))
         assert info["metrics"]["std_ratio"] < 0.97  # the shrink shows
+
+
+def test_the_readme_sweep_config_expands_to_its_cells():
+    import tomllib
+
+    from collapsebench.sweep import cells_from_config
+
+    (block,) = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    cells = cells_from_config(tomllib.loads(block), source="README")
+    assert len(cells) == (5 + 1) * 10
+    assert {cell.env_id for cell in cells} == {"Gaussian-mix-v0", "Gaussian-replace-v0"}

@@ -1,0 +1,243 @@
+"""``collapsebench leaderboard``: submit, validate, verify, build, baselines."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="The leaderboard: submissions, verification, the rendered board.", no_args_is_help=True
+)
+console = Console()
+
+RootOption = Annotated[Path, typer.Option("--root", help="the leaderboard folder (boards/, submissions/)")]
+DEFAULT_ROOT = Path("leaderboard")
+
+# The reference agents of every CPU track: each baseline policy with its defaults, λ-mixing at three
+# ratios. full-synthetic and real-only also fix the track's score scale (0 and 1).
+BASELINE_AGENTS: list[dict[str, Any]] = [
+    {"policy": "full-synthetic"},
+    {"policy": "real-only"},
+    {"policy": "lambda-mix", "params": {"lam": [0.5, 1.0, 2.0]}},
+    {"policy": "accumulate"},
+    {"policy": "newest-only"},
+    {"policy": "filter-likelihood"},
+    {"policy": "filter-discriminator"},
+    {"policy": "dedup"},
+    {"policy": "curate-bt"},
+]
+
+
+def _board(root: Path, version: int | None = None) -> Any:
+    from collapsebench.leaderboard.tracks import load_board
+
+    try:
+        return load_board(root, version)
+    except (FileNotFoundError, KeyError, ValueError) as error:
+        raise typer.BadParameter(str(error.args[0] if error.args else error), param_hint="--root") from None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
+
+
+def _write(submission: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(submission, indent=1) + "\n")
+    return path
+
+
+@app.command()
+def submit(
+    track: Annotated[str, typer.Option(help="track id (the board's newest version of it)")],
+    policy: Annotated[list[str], typer.Option(help="the agent's policy; repeat to compose")],
+    param: Annotated[list[str] | None, typer.Option("--param", help="policy parameter NAME=VALUE")] = None,
+    model: Annotated[str | None, typer.Option(help="the agent's model, if the store has several")] = None,
+    store: Annotated[Path | None, typer.Option(help="results store holding the runs")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="file to write [default: ROOT/submissions/TRACK/AGENT.json]")
+    ] = None,
+    code: Annotated[str, typer.Option(help="where the agent's code lives (repository URL at a commit)")] = "",
+    root: RootOption = DEFAULT_ROOT,
+) -> None:
+    """Make a submission file from the finished runs of an agent on a track (run them first, with the
+    track's settings: `collapsebench leaderboard describe` shows them)."""
+    from collapsebench.cli import parse_params
+    from collapsebench.leaderboard.submission import make_submission, problems_with
+    from collapsebench.policies import build_policy
+    from collapsebench.store import ResultsStore
+
+    board = _board(root)
+    try:
+        chosen = board.track(track)
+        agent = build_policy(policy, parse_params(param, "--param"))
+        submission = make_submission(
+            ResultsStore(store), chosen, agent, model=model, code=code, command=shlex.join(sys.argv)
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise typer.BadParameter(str(error.args[0] if error.args else error)) from None
+    path = out or root / "submissions" / chosen.slug / f"{_slug(submission['agent']['label'])}.json"
+    problems = problems_with(submission, board)
+    if problems:
+        raise typer.BadParameter("; ".join(problems))
+    console.print(f"wrote {_write(submission, path)} ({len(submission['seeds'])} seeds)")
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="submission JSON file(s)")],
+    root: RootOption = DEFAULT_ROOT,
+) -> None:
+    """Check submission files against the board: schema, track, seeds, values, budget, duplicates.
+    Every problem of every file is listed; exit 1 if any file is rejected."""
+    from collapsebench.leaderboard.submission import SubmissionError
+    from collapsebench.leaderboard.submission import validate as check
+
+    board = _board(root)
+    rejected = 0
+    for path in files:
+        try:
+            check(path, board, root / "submissions")
+            console.print(f"[green]ok[/] {path}")
+        except SubmissionError as error:
+            rejected += 1
+            console.print(f"[red]rejected[/] {error}", soft_wrap=True)
+    if rejected:
+        raise typer.Exit(1)
+
+
+@app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="a submission on the board")],
+    seeds: Annotated[
+        str | None, typer.Option(help="seeds to re-run [default: the track's first few]")
+    ] = None,
+    root: RootOption = DEFAULT_ROOT,
+) -> None:
+    """Re-run a submission's agent on some of its seeds; if every metric matches within the track's
+    tolerance, record the file (by sha256) as verified in ROOT/verified.json."""
+    from collapsebench import __version__
+    from collapsebench.cli import parse_seeds
+    from collapsebench.leaderboard.board import record_verification
+    from collapsebench.leaderboard.submission import SubmissionError
+    from collapsebench.leaderboard.submission import validate as check
+    from collapsebench.leaderboard.submission import verify as rerun
+
+    board = _board(root)
+    try:
+        submission = check(file, board, root / "submissions")
+    except SubmissionError as error:
+        console.print(f"[red]rejected[/] {error}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    result = rerun(submission, board, parse_seeds(seeds) if seeds else None)
+    if not result.ok:
+        console.print(f"[red]not verified[/] {file}: " + "; ".join(result.mismatches[:10]))
+        raise typer.Exit(1)
+    if file.resolve().is_relative_to(root.resolve()):
+        record_verification(
+            root.resolve(),
+            file.resolve(),
+            {
+                "seeds": result.seeds,
+                "max_abs_deviation": result.max_abs_deviation,
+                "package_version": __version__,
+            },
+        )
+    console.print(
+        f"[green]verified[/] {file}: seeds {result.seeds}, max |Δ| = {result.max_abs_deviation:.3g}"
+    )
+
+
+@app.command()
+def build(root: RootOption = DEFAULT_ROOT) -> None:
+    """Render ROOT/README.md and ROOT/index.html (+ figures) from ROOT/submissions/."""
+    from collapsebench.leaderboard.board import build as render
+    from collapsebench.leaderboard.submission import SubmissionError
+
+    try:
+        written = render(root)
+    except SubmissionError as error:
+        console.print(f"[red]cannot build[/] {error}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--root") from None
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+@app.command()
+def describe(root: RootOption = DEFAULT_ROOT) -> None:
+    """The current board's tracks: env, budget, scoring, references."""
+    board = _board(root)
+    console.print(f"[bold]board v{board.version}[/] (submission schema v{board.schema_version})")
+    for track in board.tracks:
+        console.print(f"[bold]{track.key}[/]: {track.description}")
+        console.print_json(
+            json.dumps(
+                {k: v for k, v in track.__dict__.items() if k not in ("id", "version", "description")},
+                default=str,
+            )
+        )
+
+
+@app.command()
+def baselines(
+    seeds: Annotated[str, typer.Option(help="seeds of every baseline entry")] = "0-9",
+    track: Annotated[list[str] | None, typer.Option(help="only these track ids")] = None,
+    store: Annotated[Path, typer.Option(help="results store for the runs")] = Path(
+        "results/leaderboard.sqlite"
+    ),
+    workers: Annotated[int | None, typer.Option(help="worker processes [default: all cores]")] = None,
+    backend: Annotated[str, typer.Option(help="sweep back-end: local, ray, inline")] = "local",
+    root: RootOption = DEFAULT_ROOT,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Run every baseline agent on the board's tracks, write their submissions, and derive each
+    track's reference areas (full-synthetic = 0, real-only = 1) from them."""
+    from collapsebench.leaderboard.board import reference_areas
+    from collapsebench.leaderboard.submission import make_submission
+    from collapsebench.leaderboard.tracks import write_references
+    from collapsebench.store import ResultsStore
+    from collapsebench.sweep import cells_from_config, sweep
+
+    board = _board(root)
+    tracks = [board.track(name) for name in track] if track else list(board.tracks)
+    command = shlex.join(["collapsebench", "leaderboard", *sys.argv[2:]])
+    results = ResultsStore(store)
+    references = {t.key: t.references for t in board.tracks if t.references is not None}
+    for chosen in tracks:
+        config = {
+            "envs": chosen.env_id,
+            "seeds": seeds,
+            "generations": chosen.generations,
+            "env_params": {key: _axis_safe(value) for key, value in chosen.env_params.items()},
+            "agents": BASELINE_AGENTS,
+        }
+        cells = cells_from_config(config, source=f"the baselines of {chosen.key}")
+        report = sweep(cells, results, backend=backend, workers=workers, progress=progress)
+        if not report.ok:
+            for failure in report.failures:
+                console.print(f"[red]failed[/] {failure.cell.label}: {failure.error}")
+            raise typer.Exit(1)
+        written = {}
+        for agent in {cell.build_policy().label: cell.build_policy() for cell in cells}.values():
+            submission = make_submission(results, chosen, agent, command=command)
+            path = root / "submissions" / chosen.slug / f"{_slug(submission['agent']['label'])}.json"
+            written[agent.label] = _write(submission, path)
+            console.print(f"wrote {path}")
+        references[chosen.key] = reference_areas(
+            chosen, written["full-synthetic"], written["real-only"], command
+        )
+    console.print(f"wrote {write_references(board, references)}")
+
+
+def _axis_safe(value: Any) -> Any:
+    """Sweep configs read a list as a grid axis; a track's list-valued setting is one value."""
+    return [value] if isinstance(value, list) else value

@@ -1,0 +1,327 @@
+"""Submissions: one JSON file per (track version, agent), made from a results store, validated against
+the board, and verified by re-running some of its seeds.
+
+The schema is ``submission-v1.schema.json`` beside this module (JSON Schema 2020-12). A file is only
+ever read with ``json.loads``: nothing in a submission is executed or unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from collapsebench.leaderboard.tracks import Board, Track
+from collapsebench.policies import CurationPolicy
+from collapsebench.store import ResultsStore, canonical_json
+
+SCHEMA_VERSION = 1
+MAX_BYTES = 64 * 1024 * 1024  # a submission is metrics, not data: anything bigger is a mistake
+
+
+class SubmissionError(ValueError):
+    """A submission that cannot go on the board; ``problems`` lists every reason."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{source} is not a valid submission:\n- " + "\n- ".join(problems))
+
+
+def schema() -> dict[str, Any]:
+    text = resources.files("collapsebench.leaderboard").joinpath(f"submission-v{SCHEMA_VERSION}.schema.json")
+    return json.loads(text.read_text())
+
+
+def read_submission(path: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SubmissionError(str(path), ["no such file"])
+    if path.stat().st_size > MAX_BYTES:
+        raise SubmissionError(str(path), [f"larger than {MAX_BYTES // 2**20} MiB"])
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SubmissionError(str(path), [f"not JSON: {error}"]) from None
+    if not isinstance(data, dict):
+        raise SubmissionError(str(path), ["the top level must be a JSON object"])
+    return data
+
+
+def agent_key(submission: dict[str, Any]) -> str:
+    """The agent: policy and model with their params (the same agent on every track)."""
+    agent = submission["agent"]
+    return canonical_json(
+        [agent["policy"]["name"], agent["policy"]["params"], agent["model"]["name"], agent["model"]["params"]]
+    )
+
+
+def agent_identity(submission: dict[str, Any]) -> str:
+    """What makes two submissions the same entry: the track version and the agent."""
+    return canonical_json([submission["track"], agent_key(submission)])
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- validate
+def problems_with(
+    submission: dict[str, Any],
+    board: Board,
+    others: dict[Path, dict[str, Any]] | None = None,
+) -> list[str]:
+    """Every reason ``submission`` cannot go on ``board`` (empty: it can). ``others``: the submissions
+    already on the board (path → content), to catch duplicates."""
+    from jsonschema import Draft202012Validator
+
+    errors = sorted(Draft202012Validator(schema()).iter_errors(submission), key=lambda e: list(e.path))
+    if errors:  # the checks below need the structure
+        return [
+            f"schema: {'/'.join(map(str, error.path)) or '(top level)'}: {error.message}" for error in errors
+        ]
+    problems: list[str] = []
+    try:
+        track = board.track(submission["track"]["id"], submission["track"]["version"])
+    except KeyError as error:
+        return [str(error.args[0])]
+
+    seeds = submission["seeds"]
+    if len(seeds) < track.min_seeds:
+        problems.append(f"{len(seeds)} seeds; track {track.key} needs at least {track.min_seeds}")
+    run_seeds = [run["seed"] for run in submission["runs"]]
+    if sorted(run_seeds) != sorted(seeds):
+        problems.append(f"runs are for seeds {sorted(run_seeds)}, but 'seeds' lists {sorted(seeds)}")
+    if submission["env"]["id"] != track.env_id:
+        problems.append(f"env {submission['env']['id']!r}: track {track.key} runs {track.env_id!r}")
+    elif submission["env"]["config"] != track.env_config():
+        problems.append(
+            f"the env settings differ from track {track.key}'s budget (run with the track's settings: "
+            f"collapsebench leaderboard submit runs them for you); expected {track.env_config()}"
+        )
+    length = track.generations + 1
+    for run in submission["runs"]:
+        where = f"seed {run['seed']}"
+        if track.headline_metric not in run["metrics"]:
+            problems.append(f"{where}: no {track.headline_metric!r} (the track's headline metric)")
+        for metric, values in run["metrics"].items():
+            if len(values) != length:
+                problems.append(
+                    f"{where}: {metric} has {len(values)} values; the track has {length} generations"
+                )
+            if not all(isinstance(value, int | float) and math.isfinite(value) for value in values):
+                bad = next(
+                    value for value in values if not (isinstance(value, int | float) and math.isfinite(value))
+                )
+                problems.append(f"{where}: {metric} has a non-finite value ({bad!r})")
+    metric_sets = {frozenset(run["metrics"]) for run in submission["runs"]}
+    if len(metric_sets) > 1:
+        problems.append("the runs do not all report the same metrics")
+    identity = agent_identity(submission)
+    for path, other in (others or {}).items():
+        if other is not submission and agent_identity(other) == identity:
+            problems.append(f"duplicate entry: {path} already holds this agent on track {track.key}")
+    return problems
+
+
+def validate(
+    path: str | os.PathLike[str], board: Board, submissions_dir: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    """Read and check a submission file; raise ``SubmissionError`` with every problem."""
+    submission = read_submission(path)
+    others = {}
+    if submissions_dir is not None:
+        for other_path in sorted(Path(submissions_dir).rglob("*.json")):
+            if other_path.resolve() != Path(path).resolve():
+                try:
+                    others[other_path] = read_submission(other_path)
+                except SubmissionError:
+                    continue  # its own validation reports it
+    problems = problems_with(submission, board, others)
+    if problems:
+        raise SubmissionError(str(path), problems)
+    return submission
+
+
+# ---------------------------------------------------------------------------------------------- submit
+def make_submission(
+    store: ResultsStore,
+    track: Track,
+    policy: CurationPolicy,
+    model: str | None = None,
+    model_params: dict[str, Any] | None = None,
+    code: str = "",
+    command: str = "",
+) -> dict[str, Any]:
+    """The submission of an agent's finished runs on ``track`` in ``store``: the runs whose env
+    settings are the track's, with this policy (name and every parameter, defaults included) and
+    this model, if named."""
+    policy_name, policy_params = policy.name, policy.params
+    runs = store.runs()
+    runs = runs[
+        (runs["env_id"] == track.env_id)
+        & (runs["env_config"] == track.env_config())
+        & (runs["policy"] == policy_name)
+        & (runs["policy_params"] == canonical_json(policy_params))
+        & (runs["generations"] == track.generations)
+        & (runs["completed_generations"] == track.generations + 1)
+    ]
+    if model is not None:
+        runs = runs[runs["model"] == model]
+    if model_params is not None:
+        runs = runs[runs["model_params"] == canonical_json(model_params)]
+    if runs.empty:
+        raise ValueError(
+            f"no finished runs of {policy.label} on track {track.key} "
+            f"({track.env_id}, T = {track.generations}, the track's settings) in {store.path}"
+        )
+    models = runs[["model", "model_params"]].drop_duplicates()
+    if len(models) > 1:
+        raise ValueError(
+            f"runs of several models match; name one with --model/--model-param: {models.values.tolist()}"
+        )
+    frame = store.to_dataframe(runs["run_id"].tolist())
+    model_name, model_json = models.iloc[0]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "track": {"id": track.id, "version": track.version},
+        "agent": {
+            "label": policy.label,
+            "policy": {"name": policy_name, "params": json.loads(canonical_json(policy_params))},
+            "model": {"name": model_name, "params": json.loads(model_json)},
+            "code": code or f"collapsebench {_package_version()} baselines",
+        },
+        "env": {"id": track.env_id, "config": track.env_config()},
+        "seeds": sorted(int(seed) for seed in runs["seed"]),
+        "runs": [
+            {
+                "seed": int(run.seed),
+                "run_id": run.run_id,
+                "metrics": {
+                    metric: [_json_number(value) for value in group.sort_values("generation")["value"]]
+                    for metric, group in frame[frame["run_id"] == run.run_id].groupby("metric")
+                },
+            }
+            for run in runs.sort_values("seed").itertuples()
+        ],
+        "provenance": provenance(float(runs["wall_time_s"].sum()), command),
+    }
+
+
+def _json_number(value: float) -> float | str:
+    return float(value) if math.isfinite(value) else repr(float(value))  # JSON has no nan/inf
+
+
+def _package_version() -> str:
+    from collapsebench import __version__
+
+    return __version__
+
+
+def provenance(wall_time_s: float, command: str) -> dict[str, Any]:
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    hardware = f"{platform.machine()}, {os.cpu_count()} CPUs"
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            hardware += f", {torch.cuda.get_device_name(0)}"
+    return {
+        "package_version": _package_version(),
+        "git_commit": _git_commit(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": installed("torch"),
+        "platform": platform.platform(),
+        "hardware": hardware,
+        "wall_time_s": round(wall_time_s, 3),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "command": command,
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10,
+            cwd=Path(__file__).parent,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+# ---------------------------------------------------------------------------------------------- verify
+@dataclass(frozen=True)
+class Verification:
+    seeds: list[int]
+    max_abs_deviation: float
+    mismatches: list[str]  # "seed 3: fd at generation 7: 0.12 reported, 0.13 re-run"
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def verify(submission: dict[str, Any], board: Board, seeds: list[int] | None = None) -> Verification:
+    """Re-run the submission's agent on ``seeds`` (default: the track's ``verify_seeds`` first seeds)
+    with the track's settings and compare every reported metric within the track's tolerance."""
+    from collapsebench.runner import evaluate
+
+    track = board.track(submission["track"]["id"], submission["track"]["version"])
+    seeds = seeds if seeds is not None else sorted(submission["seeds"])[: track.verify_seeds]
+    agent = submission["agent"]
+    reported = {run["seed"]: run["metrics"] for run in submission["runs"]}
+    with tempfile.TemporaryDirectory() as folder:
+        frame = evaluate(
+            track.env_id,
+            policy_from_record(agent["policy"]["name"], agent["policy"]["params"]),
+            seeds=seeds,
+            model=agent["model"]["name"],
+            model_kwargs=agent["model"]["params"],
+            env_kwargs=track.env_kwargs(),
+            store=Path(folder) / "verify.sqlite",
+            progress=False,
+        )
+    mismatches, deviation = [], 0.0
+    for (seed, metric), group in frame.groupby(["seed", "metric"]):
+        if metric not in reported.get(seed, {}):
+            continue
+        rerun = group.sort_values("generation")["value"].to_numpy()
+        claimed = np.asarray(reported[seed][metric], dtype=np.float64)
+        difference = np.abs(rerun - claimed)
+        deviation = max(deviation, float(difference.max()))
+        bad = np.flatnonzero(difference > track.verify_atol + track.verify_rtol * np.abs(rerun))
+        if bad.size:
+            generation = int(bad[0])
+            mismatches.append(
+                f"seed {seed}: {metric} at generation {generation}: {claimed[generation]:.6g} reported, "
+                f"{rerun[generation]:.6g} re-run"
+            )
+    return Verification([int(seed) for seed in seeds], deviation, mismatches)
+
+
+def policy_from_record(name: str, params: dict[str, Any]) -> Any:
+    """The policy a submission names; composed policies are stored as ``a>b`` with their stages."""
+    from collapsebench.policies import compose, make_policy
+
+    if ">" in name:
+        return compose(*(make_policy(stage["policy"], **stage["params"]) for stage in params["stages"]))
+    return make_policy(name, **params)

@@ -1,0 +1,177 @@
+"""Boards and tracks: the versioned protocol of the leaderboard.
+
+A *board* (``leaderboard/boards/vN/board.toml``) fixes the submission schema version and its tracks;
+a *track* is an env id + version + evaluation budget (generations, seeds, sample counts) + how it is
+scored. Anything that moves a score (budget, metric, threshold, references) bumps the track's version,
+and a new set of tracks is a new board: old boards stay in their folders as they were rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ROOT = Path("leaderboard")
+
+_TRACK_KEYS = {
+    "id",
+    "version",
+    "env_id",
+    "generations",
+    "min_seeds",
+    "verify_seeds",
+    "env_params",
+    "headline_metric",
+    "higher_is_better",
+    "collapse_threshold",
+    "verify_rtol",
+    "verify_atol",
+    "description",
+}
+
+
+@dataclass(frozen=True)
+class References:
+    """The reference areas of a track version, from the project's own baseline submissions."""
+
+    full_synthetic_area: float
+    real_only_area: float
+    command: str  # what produced them
+    sources: tuple[str, ...] = ()  # the baseline submission files they were computed from
+
+
+@dataclass(frozen=True)
+class Track:
+    id: str
+    version: int
+    env_id: str
+    generations: int
+    headline_metric: str
+    higher_is_better: bool
+    collapse_threshold: float
+    min_seeds: int = 5
+    verify_seeds: int = 2
+    env_params: dict[str, Any] = field(default_factory=dict)
+    verify_rtol: float = 1e-7
+    verify_atol: float = 1e-9
+    description: str = ""
+    references: References | None = None
+
+    @property
+    def key(self) -> str:
+        """``id/vN``: how files and tables name a track version."""
+        return f"{self.id}/v{self.version}"
+
+    @property
+    def slug(self) -> str:
+        return f"{self.id}-v{self.version}"
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """The budget as env overrides."""
+        return {**self.env_params, "generations": self.generations}
+
+    def env_config(self) -> str:
+        """The canonical env config every run of this track must have (model settings excluded: the
+        agent chooses its model)."""
+        from collapsebench.policies import make_policy
+        from collapsebench.registration import make
+        from collapsebench.runner import run_key
+
+        env = make(self.env_id, **self.env_kwargs())
+        try:
+            return run_key(env.unwrapped, self.env_id, make_policy("real-only"), 0).env_config  # type: ignore[arg-type]
+        finally:
+            env.close()
+
+
+@dataclass(frozen=True)
+class Board:
+    version: int
+    schema_version: int
+    tracks: tuple[Track, ...]
+    folder: Path
+    description: str = ""
+
+    def track(self, track_id: str, version: int | None = None) -> Track:
+        for track in self.tracks:
+            if track.id == track_id and (version is None or track.version == version):
+                return track
+        known = ", ".join(track.key for track in self.tracks)
+        wanted = track_id if version is None else f"{track_id}/v{version}"
+        raise KeyError(f"board v{self.version} has no track {wanted}; its tracks: {known}")
+
+    @property
+    def references_path(self) -> Path:
+        return self.folder / "references.json"
+
+
+def board_folders(root: str | os.PathLike[str] = DEFAULT_ROOT) -> dict[int, Path]:
+    """Board version → its folder under ``root/boards``."""
+    boards = Path(root) / "boards"
+    folders = {}
+    for folder in boards.glob("v*"):
+        if folder.is_dir() and folder.name[1:].isdigit() and (folder / "board.toml").exists():
+            folders[int(folder.name[1:])] = folder
+    return folders
+
+
+def load_board(root: str | os.PathLike[str] = DEFAULT_ROOT, version: int | None = None) -> Board:
+    """The board of ``version`` (default: the newest) under ``root/boards/vN/board.toml``, with the
+    reference areas of ``references.json`` beside it where they exist."""
+    folders = board_folders(root)
+    if not folders:
+        raise FileNotFoundError(f"no board under {Path(root) / 'boards'} (expected vN/board.toml)")
+    if version is None:
+        version = max(folders)
+    if version not in folders:
+        raise KeyError(f"no board v{version}; boards: {', '.join(f'v{v}' for v in sorted(folders))}")
+    folder = folders[version]
+    config = tomllib.loads((folder / "board.toml").read_text())
+    references = _load_references(folder / "references.json")
+    tracks = []
+    for entry in config.get("tracks", []):
+        unknown = set(entry) - _TRACK_KEYS
+        if unknown:
+            raise ValueError(
+                f"{folder / 'board.toml'}: track {entry.get('id')!r} has unknown keys {sorted(unknown)}"
+            )
+        track = Track(**{**entry, "env_params": dict(entry.get("env_params", {}))})
+        tracks.append(Track(**{**track.__dict__, "references": references.get(track.key)}))
+    if int(config["board_version"]) != version:
+        raise ValueError(
+            f"{folder / 'board.toml'} says board_version {config['board_version']}, its folder v{version}"
+        )
+    return Board(version, int(config["schema_version"]), tuple(tracks), folder, config.get("description", ""))
+
+
+def _load_references(path: Path) -> dict[str, References]:
+    if not path.exists():
+        return {}
+    raw = json.loads(path.read_text())
+    return {
+        key: References(
+            float(value["full_synthetic_area"]),
+            float(value["real_only_area"]),
+            str(value["command"]),
+            tuple(value.get("sources", ())),
+        )
+        for key, value in raw.items()
+    }
+
+
+def write_references(board: Board, references: dict[str, References]) -> Path:
+    payload = {
+        key: {
+            "full_synthetic_area": value.full_synthetic_area,
+            "real_only_area": value.real_only_area,
+            "command": value.command,
+            "sources": list(value.sources),
+        }
+        for key, value in sorted(references.items())
+    }
+    board.references_path.write_text(json.dumps(payload, indent=2) + "\n")
+    return board.references_path

@@ -1,0 +1,407 @@
+"""Sweeps: grids of env × agent × seed, run by an executor, written to the store by one writer.
+
+A sweep config is a small TOML file (examples in ``baselines/sweeps/``)::
+
+    envs = ["Gaussian-mix-v0", "Gaussian-replace-v0"]
+    seeds = "0-4"             # or a list: [0, 3, 5]
+    generations = 20          # optional: every env's T
+
+    [[agents]]
+    policy = "lambda-mix"
+    params = { lam = [0.25, 0.5, 1.0] }   # a list is a grid axis: three agents
+
+    [[agents]]
+    envs = "Gaussian-mix-v0"                        # optional: this agent's envs, seeds
+    seeds = "0-1"
+    policy = ["filter-likelihood", "lambda-mix"]    # composed, in order
+    params = { "filter-likelihood.q" = 0.1, "lambda-mix.lam" = 0.5 }
+    model = "realnvp"                               # optional: the env spec's model otherwise
+    model_params = { steps = [100, 300] }
+    env_params = { n_real = 200 }
+    resources = { cpus = 1, gpus = 0 }              # what one cell asks a ray cluster for
+
+Every list value in ``params``, ``model_params`` and ``env_params`` (top level or per agent) is a grid
+axis; write a list that is one value as ``[[1, 2]]``. A *cell* is one lineage: (env, agent, seed).
+
+How results flow: the driver (the process that runs ``sweep``) is the store's only writer. It cuts
+every lineage into *chunks* of about ``chunk_seconds`` of compute. A worker runs a chunk from the
+store's last checkpoint and returns its generations plus a new checkpoint; the driver commits them,
+then sends the next chunk. A worker that dies loses only its chunk in flight: the driver reruns it
+from the last committed state (``max_retries`` times, then reports the cell failed; rerunning the
+sweep finishes it). The store commits each generation at most once, so no row is lost or
+duplicated, and cells already finished in the store are skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tomllib
+import traceback
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from collapsebench.executors import Executor, Resources, make_executor
+from collapsebench.models import MODELS
+from collapsebench.policies import CurationPolicy, build_policy
+from collapsebench.runner import (
+    GenerationRecord,
+    Lineage,
+    commit,
+    merged_model_params,
+    package_version,
+    progress_bar,
+)
+from collapsebench.store import ResultsStore, RunKey
+
+_TOP_LEVEL_KEYS = {"envs", "seeds", "generations", "env_params", "agents"}
+_AGENT_KEYS = {"envs", "seeds", "policy", "params", "model", "model_params", "env_params", "resources"}
+_RESOURCE_KEYS = {"cpus", "gpus"}
+
+
+@dataclass(frozen=True, eq=True)
+class Cell:
+    """One lineage of a sweep: an env, an agent (policy + model settings) and a seed."""
+
+    env_id: str
+    policy: tuple[str, ...]
+    seed: int
+    policy_params: Mapping[str, Any] = field(default_factory=dict)
+    model: str | None = None  # None: the env spec's model
+    model_params: Mapping[str, Any] = field(default_factory=dict)  # adjust the spec's when same model
+    env_params: Mapping[str, Any] = field(default_factory=dict)
+    generations: int | None = None  # None: the env spec's T
+    cpus: float = 1.0
+    gpus: float | None = None  # None: one if the model wants an accelerator and the back-end has one
+
+    def env_kwargs(self) -> dict[str, Any]:
+        kwargs = dict(self.env_params)
+        if self.generations is not None:
+            kwargs["generations"] = int(self.generations)
+        if self.model is not None:
+            kwargs["model"] = self.model
+        if self.model_params:
+            kwargs["model_kwargs"] = merged_model_params(self.env_id, self.model, self.model_params)
+        return kwargs
+
+    def build_policy(self) -> CurationPolicy:
+        return build_policy(self.policy, self.policy_params)
+
+    def open(self, snapshots: int = 0) -> Lineage:
+        return Lineage(self.env_id, self.build_policy(), self.seed, self.env_kwargs(), snapshots)
+
+    @property
+    def label(self) -> str:
+        return f"{self.env_id} · {self.build_policy().label} · seed {self.seed}"
+
+
+# ---------------------------------------------------------------------------------------------- configs
+def parse_seeds(value: str | int | Sequence[int]) -> list[int]:
+    """``"0-19"``, ``"0,2,5"``, ``"0-4,10"``, ``3`` or ``[0, 3]`` → a list of seeds."""
+    if isinstance(value, bool):
+        raise ValueError(f"seeds look like 0-19, 0,3,5 or a list of integers; got {value!r}")
+    if isinstance(value, int):
+        return [value]
+    if not isinstance(value, str):
+        seeds = list(value)
+        if not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
+            raise ValueError(f"seeds must be integers, got {seeds!r}")
+        return seeds
+    seeds = []
+    try:
+        for part in value.split(","):
+            low, dash, high = part.strip().partition("-")
+            seeds.extend(range(int(low), int(high) + 1) if dash else [int(low)])
+    except ValueError:
+        raise ValueError(f"seeds look like 0-19, 0,3,5 or 0-4,10; got {value!r}") from None
+    if not seeds:
+        raise ValueError("no seeds")
+    return seeds
+
+
+def grid(params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Every combination of the list-valued entries (``[[1, 2]]`` is the one value ``[1, 2]``)."""
+    params = dict(params or {})
+    axes = {name: value if isinstance(value, list) else [value] for name, value in params.items()}
+    names = list(axes)
+    return [dict(zip(names, combination, strict=True)) for combination in itertools.product(*axes.values())]
+
+
+def cells_from_config(config: Mapping[str, Any], source: str = "the sweep config") -> list[Cell]:
+    """Expand a parsed config (see the module docstring) into cells. Every problem is reported at
+    once, before anything runs."""
+    problems: list[str] = []
+    unknown = set(config) - _TOP_LEVEL_KEYS
+    if unknown:
+        problems.append(f"unknown top-level keys {sorted(unknown)}; expected {sorted(_TOP_LEVEL_KEYS)}")
+    shared_envs = _env_ids(config.get("envs"), "envs", problems)
+    try:
+        seeds = parse_seeds(config.get("seeds", "0-4"))
+    except (TypeError, ValueError) as error:
+        problems.append(f"'seeds': {error}")
+        seeds = []
+    generations = config.get("generations")
+    if generations is not None and (not isinstance(generations, int) or generations < 0):
+        problems.append(f"'generations' must be a non-negative integer, got {generations!r}")
+    agents = config.get("agents")
+    if not agents or not isinstance(agents, list) or not all(isinstance(a, Mapping) for a in agents):
+        problems.append("'agents' must be a non-empty array of tables: [[agents]] policy = \"...\"")
+        agents = []
+
+    cells: list[Cell] = []
+    for number, agent in enumerate(agents, start=1):
+        where = f"agents #{number}"
+        unknown = set(agent) - _AGENT_KEYS
+        if unknown:
+            problems.append(f"{where}: unknown keys {sorted(unknown)}; expected {sorted(_AGENT_KEYS)}")
+        envs = _env_ids(agent.get("envs"), f"{where}: envs", problems) or shared_envs
+        if not envs:
+            problems.append(f"{where}: no envs (give 'envs' at the top level or in the agent)")
+        agent_seeds = seeds
+        if "seeds" in agent:
+            try:
+                agent_seeds = parse_seeds(agent["seeds"])
+            except (TypeError, ValueError) as error:
+                problems.append(f"{where}: 'seeds': {error}")
+        policy = agent.get("policy")
+        policy = (policy,) if isinstance(policy, str) else tuple(policy or ())
+        if not policy or not all(isinstance(name, str) for name in policy):
+            problems.append(f"{where}: 'policy' must be a policy name or a list of names")
+            continue
+        resources = dict(agent.get("resources") or {})
+        if set(resources) - _RESOURCE_KEYS:
+            problems.append(f"{where}: resources take {sorted(_RESOURCE_KEYS)}, got {sorted(resources)}")
+        env_grid = [
+            {**shared, **own}
+            for shared in grid(config.get("env_params"))
+            for own in grid(agent.get("env_params"))
+        ]
+        for env_id, policy_params, model_params, env_params, seed in itertools.product(
+            envs, grid(agent.get("params")), grid(agent.get("model_params")), env_grid, agent_seeds
+        ):
+            cells.append(
+                Cell(
+                    env_id=env_id,
+                    policy=policy,
+                    seed=seed,
+                    policy_params=policy_params,
+                    model=agent.get("model"),
+                    model_params=model_params,
+                    env_params=env_params,
+                    generations=generations,
+                    cpus=float(resources.get("cpus", 1.0)),
+                    gpus=None if resources.get("gpus") is None else float(resources["gpus"]),
+                )
+            )
+    if problems:
+        raise ValueError(f"{source} is not a valid sweep:\n- " + "\n- ".join(problems))
+    return cells
+
+
+def _env_ids(value: Any, where: str, problems: list[str]) -> list[str]:
+    """An env id or a list of them (absent: an empty list); a problem is noted, not raised."""
+    ids = [value] if isinstance(value, str) else value
+    if ids is None:
+        return []
+    if not ids or not isinstance(ids, list) or not all(isinstance(env, str) for env in ids):
+        problems.append(f"'{where}' must be an env id or a non-empty list of env ids, got {value!r}")
+        return []
+    return ids
+
+
+def load_sweep(path: str | os.PathLike[str]) -> list[Cell]:
+    """Read a TOML sweep config (see the module docstring) and expand it into cells."""
+    path = Path(path)
+    try:
+        config = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no sweep config at {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path} is not valid TOML: {error}") from None
+    return cells_from_config(config, source=str(path))
+
+
+# ---------------------------------------------------------------------------------------------- chunks
+@dataclass(frozen=True)
+class ChunkTask:
+    """Run ``cell`` on from its committed state until ``budget_s`` seconds of compute have passed."""
+
+    cell: Cell
+    committed: int  # generations already in the store
+    checkpoint: tuple[int, dict[str, np.ndarray]] | None  # the newest one the store has, if any
+    budget_s: float
+    snapshots: int
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    run_id: str
+    records: list[GenerationRecord]
+    checkpoint: tuple[int, dict[str, np.ndarray]] | None  # None: the lineage is finished
+
+
+def run_chunk(task: ChunkTask) -> ChunkResult:
+    """The worker side: step the lineage, write nothing, return what happened."""
+    with task.cell.open(task.snapshots) as lineage:
+        records: list[GenerationRecord] = []
+        spent = 0.0
+        for record in lineage.generations(task.checkpoint, committed=task.committed):
+            records.append(record)
+            spent += record.wall_time_s
+            if record.generation < lineage.last_generation and spent >= task.budget_s:
+                return ChunkResult(lineage.key.run_id, records, (record.generation, lineage.checkpoint()))
+        return ChunkResult(lineage.key.run_id, records, None)
+
+
+# ---------------------------------------------------------------------------------------------- driver
+@dataclass
+class _Lineage:
+    """The driver's view of one unfinished cell."""
+
+    cell: Cell
+    key: RunKey
+    resources: Resources
+    committed: int
+    checkpoint: tuple[int, dict[str, np.ndarray]] | None
+    crashes: int = 0
+
+
+@dataclass(frozen=True)
+class CellFailure:
+    cell: Cell
+    run_id: str
+    error: str
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What a sweep did: ``run_ids`` of every cell (in config order), how many were already finished,
+    and the cells that failed (rerun the sweep after fixing the cause: it resumes them)."""
+
+    store: ResultsStore
+    run_ids: list[str]
+    skipped: int
+    failures: list[CellFailure]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def to_dataframe(self) -> pd.DataFrame:
+        return self.store.to_dataframe(self.run_ids)
+
+
+def plan(cells: Iterable[Cell], store: ResultsStore) -> Iterator[tuple[Cell, RunKey, int, bool]]:
+    """Each cell with its run key, how many generations the store already has, and whether its model
+    wants an accelerator. Building the env
+    checks the cell's names and parameters, so a bad cell fails here, before any work starts."""
+    for cell in cells:
+        try:
+            with cell.open() as lineage:
+                key, model = lineage.key, lineage.unwrapped.model_name
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"cell {cell}: {error.args[0] if error.args else error}") from None
+        wants_accelerator = bool(getattr(MODELS.get(model), "wants_accelerator", False))
+        yield cell, key, store.completed_generations(key.run_id), wants_accelerator
+
+
+def sweep(
+    config: str | os.PathLike[str] | Mapping[str, Any] | Iterable[Cell],
+    store: ResultsStore | str | os.PathLike[str] | None = None,
+    backend: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    chunk_seconds: float = 60.0,
+    max_retries: int = 2,
+    snapshots: int = 0,
+    progress: bool = True,
+) -> SweepReport:
+    """Run every cell of ``config`` (a TOML path, a parsed config, or cells) on ``backend``
+    (``local``, ``ray`` or ``inline``; see ``collapsebench.executors``). Finished cells are skipped,
+    interrupted ones resume; ``chunk_seconds`` is how much compute a dead worker may cost."""
+    if isinstance(config, str | os.PathLike):
+        cells = load_sweep(config)
+    elif isinstance(config, Mapping):
+        cells = cells_from_config(config)
+    else:
+        cells = list(config)
+    results = store if isinstance(store, ResultsStore) else ResultsStore(store)
+    run_ids: list[str] = []
+    pending: list[_Lineage] = []
+    queued: set[str] = set()
+    planned = list(plan(cells, results))  # every cell checked before any is recorded
+    for cell, key, done, wants_accelerator in planned:
+        run_ids.append(key.run_id)
+        if done > key.generations or key.run_id in queued:  # finished, or the same cell twice
+            continue
+        queued.add(key.run_id)
+        results.begin_run(key, package_version())
+        checkpoint = results.latest_checkpoint(key.run_id, at_most=done - 1) if done else None
+        resources = Resources(cpus=cell.cpus, gpus=cell.gpus, wants_accelerator=wants_accelerator)
+        pending.append(_Lineage(cell, key, resources, done, checkpoint))
+    skipped = len(run_ids) - len(pending)
+    failures: list[CellFailure] = []
+    if not pending:
+        return SweepReport(results, run_ids, skipped, failures)
+
+    total = sum(job.key.generations + 1 - job.committed for job in pending)
+    with (
+        make_executor(backend, workers, address) as executor,
+        progress_bar(progress, f"sweep · {len(pending)} lineages on {backend}", total) as advance,
+    ):
+        in_flight = {_submit(executor, job, chunk_seconds, snapshots): job for job in pending}
+        while in_flight:
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job = in_flight.pop(future)
+                try:
+                    result = future.result()
+                except executor.crash_errors:
+                    executor.recover(future)
+                    job.crashes += 1
+                    if job.crashes > max_retries:
+                        failures.append(CellFailure(job.cell, job.key.run_id, "its worker died repeatedly"))
+                        continue
+                    in_flight[_submit(executor, job, chunk_seconds, snapshots)] = job
+                    continue
+                except Exception as error:
+                    message = "".join(traceback.format_exception_only(error)).strip()
+                    failures.append(CellFailure(job.cell, job.key.run_id, message))
+                    continue
+                advance(_commit_chunk(results, job, result))
+                if result.checkpoint is not None:  # more to do: the next chunk
+                    in_flight[_submit(executor, job, chunk_seconds, snapshots)] = job
+    return SweepReport(results, run_ids, skipped, failures)
+
+
+def _submit(executor: Executor, job: _Lineage, chunk_seconds: float, snapshots: int) -> Future[ChunkResult]:
+    task = ChunkTask(job.cell, job.committed, job.checkpoint, chunk_seconds, snapshots)
+    return executor.submit(run_chunk, task, job.resources)
+
+
+def _commit_chunk(store: ResultsStore, job: _Lineage, result: ChunkResult) -> int:
+    """The one writer: commit the chunk's generations, then its checkpoint (or clean up the finished
+    run's). Returns how many generations were new."""
+    if result.run_id != job.key.run_id:
+        raise RuntimeError(
+            f"a worker ran {result.run_id} for cell {job.key.run_id}: the worker's collapsebench (or a "
+            "plugin) differs from the driver's"
+        )
+    new = sum(commit(store, job.key, record) for record in result.records)
+    if result.records:
+        job.committed = result.records[-1].generation + 1
+    if result.checkpoint is None:
+        store.prune_checkpoints(job.key.run_id, keep_generation=None)
+        job.checkpoint = None
+    else:
+        generation, state = result.checkpoint
+        store.save_checkpoint(job.key.run_id, generation, state)
+        store.prune_checkpoints(job.key.run_id, keep_generation=generation)
+        job.checkpoint = result.checkpoint
+    return new

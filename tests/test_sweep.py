@@ -1,0 +1,330 @@
+"""Sweeps: config grids, the one-writer driver, skipping and resuming, dead workers, the back-ends."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import collapsebench as cb
+from collapsebench.executors import EXECUTORS, InlineExecutor, make_executor
+from collapsebench.policies import POLICIES, CurationPolicy
+from collapsebench.store import ResultsStore
+from collapsebench.sweep import Cell, cells_from_config, grid, load_sweep, parse_seeds, sweep
+
+SMALL = {"n_real": 50, "n_synthetic": 50, "n_test": 50, "n_eval": 50}
+CONFIG = {
+    "envs": ["Gaussian-mix-v0", "Gaussian-replace-v0"],
+    "seeds": "0-1",
+    "generations": 6,
+    "env_params": SMALL,
+    "agents": [
+        {"policy": "lambda-mix", "params": {"lam": [0.5, 2.0]}},
+        {"policy": "full-synthetic"},
+    ],
+}
+COLUMNS = ["run_id", "generation", "metric", "value"]
+
+
+def stored(path: Path) -> pd.DataFrame:
+    return ResultsStore(path).to_dataframe()[COLUMNS].sort_values(COLUMNS[:3]).reset_index(drop=True)
+
+
+def test_grid_expands_lists_and_keeps_wrapped_lists_whole():
+    assert grid({"a": [1, 2], "b": 3, "c": [[4, 5]]}) == [
+        {"a": 1, "b": 3, "c": [4, 5]},
+        {"a": 2, "b": 3, "c": [4, 5]},
+    ]
+    assert grid(None) == [{}]
+
+
+def test_config_expands_to_env_agent_seed_cells():
+    cells = cells_from_config(CONFIG)
+    assert len(cells) == 2 * (2 + 1) * 2
+    assert {cell.policy_params.get("lam") for cell in cells} == {0.5, 2.0, None}
+    assert {cell.seed for cell in cells} == {0, 1} and {cell.generations for cell in cells} == {6}
+    composed = cells_from_config(
+        {
+            "seeds": [3],
+            "agents": [
+                {
+                    "envs": "GMM2D-mix-v0",
+                    "seeds": "0-2",
+                    "policy": ["filter-likelihood", "lambda-mix"],
+                    "params": {"filter-likelihood.q": 0.2, "lambda-mix.lam": [0.5, 1.0]},
+                }
+            ],
+        }
+    )
+    assert len(composed) == 2 * 3 and {cell.seed for cell in composed} == {0, 1, 2}
+    assert composed[0].build_policy().name == "filter-likelihood>lambda-mix"
+
+
+def test_a_bad_config_lists_every_problem():
+    with pytest.raises(ValueError) as error:
+        cells_from_config({"envz": [], "seeds": "a-b", "agents": [{"policy": "lambda-mix", "parms": {}}]})
+    message = str(error.value)
+    for problem in ("unknown top-level keys ['envz']", "'seeds'", "unknown keys ['parms']", "no envs"):
+        assert problem in message
+    assert parse_seeds("0-2,7") == [0, 1, 2, 7]
+    with pytest.raises(ValueError, match="integers"):
+        parse_seeds([0, "1"])
+
+
+def test_load_sweep_reads_toml_and_names_the_file(tmp_path):
+    path = tmp_path / "grid.toml"
+    path.write_text('envs = "Gaussian-mix-v0"\nseeds = [0, 1]\n[[agents]]\npolicy = "real-only"\n')
+    assert [cell.seed for cell in load_sweep(path)] == [0, 1]
+    path.write_text("envs = [")
+    with pytest.raises(ValueError, match=r"grid\.toml is not valid TOML"):
+        load_sweep(path)
+    with pytest.raises(FileNotFoundError, match="no sweep config"):
+        load_sweep(tmp_path / "missing.toml")
+
+
+def test_the_checked_in_sweeps_are_valid():
+    folder = Path(__file__).parents[1] / "baselines" / "sweeps"
+    configs = sorted(folder.glob("*.toml"))
+    assert configs
+    for path in configs:
+        for cell in load_sweep(path):
+            cell.build_policy()
+            assert cell.env_id in cb.list_envs()
+
+
+def test_a_bad_cell_fails_before_anything_runs(tmp_path):
+    config = {
+        **CONFIG,
+        "agents": [{"policy": "full-synthetic"}, {"policy": "lambda-mix", "params": {"x": 1}}],
+    }
+    with pytest.raises(ValueError, match="lambda-mix"):
+        sweep(config, tmp_path / "r.sqlite", backend="inline", progress=False)
+    assert ResultsStore(tmp_path / "r.sqlite").runs().empty
+
+
+def test_a_sweep_equals_separate_evaluate_calls_and_skips_what_is_done(tmp_path):
+    report = sweep(CONFIG, tmp_path / "sweep.sqlite", backend="inline", chunk_seconds=0, progress=False)
+    assert report.ok and report.skipped == 0 and len(report.run_ids) == 12
+    for env_id in CONFIG["envs"]:
+        for policy, kwargs in [
+            ("lambda-mix", {"lam": 0.5}),
+            ("lambda-mix", {"lam": 2.0}),
+            ("full-synthetic", {}),
+        ]:
+            cb.evaluate(
+                env_id, policy, kwargs, seeds=[0, 1], generations=6, env_kwargs=SMALL,
+                store=tmp_path / "serial.sqlite", progress=False,
+            )  # fmt: skip
+    pd.testing.assert_frame_equal(stored(tmp_path / "sweep.sqlite"), stored(tmp_path / "serial.sqlite"))
+    assert not any((tmp_path / "sweep.sqlite.checkpoints").iterdir())  # finished runs leave none
+
+    rerun = sweep(CONFIG, tmp_path / "sweep.sqlite", backend="inline", progress=False)
+    assert rerun.skipped == 12 and rerun.run_ids == report.run_ids
+    assert len(rerun.to_dataframe()) == len(report.to_dataframe())
+
+
+class _Crashing(InlineExecutor):
+    """Inline, but the worker 'dies' on the submissions listed (as a killed pool worker does)."""
+
+    crash_errors = (BrokenProcessPool,)
+    crash_on: ClassVar[set[int]] = set()
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.submissions = 0
+
+    def submit(self, function, task, resources):
+        self.submissions += 1
+        if self.submissions in self.crash_on:
+            future: Future = Future()
+            future.set_exception(BrokenProcessPool("a worker died"))
+            return future
+        return super().submit(function, task, resources)
+
+
+@pytest.fixture
+def crashing_executor():
+    EXECUTORS.register("crashing-test")(_Crashing)
+    yield _Crashing
+    EXECUTORS.unregister("crashing-test")
+
+
+def test_a_dead_worker_costs_its_chunk_only(tmp_path, crashing_executor):
+    crashing_executor.crash_on = {3, 4, 9}
+    report = sweep(CONFIG, tmp_path / "c.sqlite", backend="crashing-test", chunk_seconds=0, progress=False)
+    assert report.ok
+    sweep(CONFIG, tmp_path / "ok.sqlite", backend="inline", chunk_seconds=0, progress=False)
+    pd.testing.assert_frame_equal(stored(tmp_path / "c.sqlite"), stored(tmp_path / "ok.sqlite"))
+
+
+def test_a_cell_whose_worker_keeps_dying_is_reported_and_a_rerun_finishes_it(tmp_path, crashing_executor):
+    config = {**CONFIG, "envs": "Gaussian-mix-v0", "seeds": [0], "agents": [{"policy": "full-synthetic"}]}
+    crashing_executor.crash_on = {3, 4, 5}  # the third chunk, and both its retries
+    report = sweep(
+        config, tmp_path / "c.sqlite", backend="crashing-test", chunk_seconds=0, max_retries=2, progress=False
+    )
+    (failure,) = report.failures
+    assert "died" in failure.error and failure.run_id == report.run_ids[0]
+    assert ResultsStore(tmp_path / "c.sqlite").completed_generations(failure.run_id) == 2
+    assert sweep(config, tmp_path / "c.sqlite", backend="inline", progress=False).ok
+    sweep(config, tmp_path / "ok.sqlite", backend="inline", progress=False)
+    pd.testing.assert_frame_equal(stored(tmp_path / "c.sqlite"), stored(tmp_path / "ok.sqlite"))
+
+
+class _Explodes(CurationPolicy):
+    """Fails at generation 3: a bug in a policy under test."""
+
+    def __call__(self, obs):
+        if int(obs["generation"]) == 3:
+            raise RuntimeError("policy bug at generation 3")
+        return np.asarray(obs["valid"], dtype=np.float64)
+
+
+def test_an_error_in_one_cell_is_reported_and_the_others_finish(tmp_path):
+    POLICIES.register("explodes-test")(_Explodes)
+    try:
+        config = {**CONFIG, "agents": [{"policy": "explodes-test"}, {"policy": "full-synthetic"}]}
+        report = sweep(config, tmp_path / "r.sqlite", backend="inline", chunk_seconds=0, progress=False)
+    finally:
+        POLICIES.unregister("explodes-test")
+    assert len(report.failures) == 4  # two envs × two seeds
+    assert all("RuntimeError: policy bug at generation 3" in failure.error for failure in report.failures)
+    runs = ResultsStore(tmp_path / "r.sqlite").runs().set_index("policy")
+    assert set(runs.loc["explodes-test", "completed_generations"]) == {3}
+    assert set(runs.loc["full-synthetic", "completed_generations"]) == {7}
+
+
+def test_executor_arguments_are_checked():
+    with pytest.raises(ValueError, match="address"):
+        make_executor("local", address="auto")
+    with pytest.raises(ValueError, match="at least 1"):
+        make_executor("inline", workers=0)
+    with pytest.raises(KeyError, match="unknown executor 'dask'"):
+        make_executor("dask")
+
+
+def test_the_cells_resources_follow_the_model():
+    (image_cell,) = cells_from_config(
+        {"envs": "Digits-mix-v0", "seeds": 0, "agents": [{"policy": "real-only"}]}
+    )
+    assert cb.models.MODELS.get(cb.spec(image_cell.env_id).kwargs["model"]).wants_accelerator
+    assert not cb.models.MODELS.get("gaussian").wants_accelerator
+    assert Cell("Gaussian-mix-v0", ("real-only",), 0).gpus is None
+
+
+# ------------------------------------------------------------------ real processes
+def _write_config(tmp_path: Path, generations: int) -> Path:
+    path = tmp_path / "grid.toml"
+    path.write_text(
+        'envs = "Gaussian-mix-v0"\nseeds = "0-3"\n'
+        f"generations = {generations}\n"
+        "env_params = { n_real = 50, n_synthetic = 50, n_test = 50, n_eval = 50 }\n"
+        '[[agents]]\npolicy = "lambda-mix"\nparams = { lam = 1.0 }\n'
+    )
+    return path
+
+
+def _sweep_command(config: Path, store: Path, *options: str) -> list[str]:
+    return [sys.executable, "-m", "collapsebench", "sweep", str(config), "--store", str(store), *options]
+
+
+def _wait_for_progress(store: Path, process: subprocess.Popen, at_least: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if store.exists():
+            done = ResultsStore(store).runs()["completed_generations"]
+            if len(done) and done.max() >= at_least:
+                return
+        time.sleep(0.02)
+    raise AssertionError("the sweep made no progress (or ended) before it could be interrupted")
+
+
+def _spawned_workers(parent: int) -> list[int]:
+    workers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent_pid = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent_pid == parent and b"spawn_main" in command:
+            workers.append(int(entry.name))
+    return workers
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="finds worker processes through /proc")
+def test_killing_a_local_worker_mid_sweep_loses_nothing(tmp_path):
+    config = _write_config(tmp_path, generations=150)
+    options = ("--workers", "2", "--chunk-seconds", "0", "--no-progress")
+    subprocess.run(_sweep_command(config, tmp_path / "straight.sqlite", "--backend", "inline"), check=True)
+
+    store = tmp_path / "killed.sqlite"
+    process = subprocess.Popen(_sweep_command(config, store, *options), stdout=subprocess.PIPE, text=True)
+    _wait_for_progress(store, process, at_least=10)
+    (victim, *_) = _spawned_workers(process.pid)
+    os.kill(victim, signal.SIGKILL)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    assert "4 run, 0 failed" in output
+    pd.testing.assert_frame_equal(stored(store), stored(tmp_path / "straight.sqlite"))
+
+
+def test_killing_the_whole_sweep_and_rerunning_it_loses_nothing(tmp_path):
+    config = _write_config(tmp_path, generations=150)
+    options = ("--workers", "2", "--chunk-seconds", "0", "--no-progress")
+    subprocess.run(_sweep_command(config, tmp_path / "straight.sqlite", "--backend", "inline"), check=True)
+
+    store = tmp_path / "killed.sqlite"
+    process = subprocess.Popen(
+        _sweep_command(config, store, *options), stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    _wait_for_progress(store, process, at_least=10)
+    os.killpg(process.pid, signal.SIGKILL)  # the driver and its workers, without cleanup
+    process.wait()
+    done = ResultsStore(store).runs()["completed_generations"]
+    assert done.sum() < 4 * 151, "the sweep finished before it was killed"
+
+    subprocess.run(_sweep_command(config, store, *options), check=True, capture_output=True)
+    pd.testing.assert_frame_equal(stored(store), stored(tmp_path / "straight.sqlite"))
+
+
+def _loopback_namespace_available() -> bool:
+    return os.geteuid() == 0 and shutil.which("ip") is not None
+
+
+@pytest.mark.skipif(not _loopback_namespace_available(), reason="needs root and iproute2 for a netns")
+def test_the_ray_backend_in_a_loopback_only_namespace_matches_local(tmp_path):
+    pytest.importorskip("ray")
+    config = _write_config(tmp_path, generations=20)
+    subprocess.run(_sweep_command(config, tmp_path / "local.sqlite", "--backend", "inline"), check=True)
+
+    namespace = f"cb-ray-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"], check=True)
+        environment = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        command = _sweep_command(
+            config, tmp_path / "ray.sqlite", "--backend", "ray", "--workers", "2", "--chunk-seconds", "0"
+        )
+        result = subprocess.run(
+            ["ip", "netns", "exec", namespace, *command, "--no-progress"],
+            env=environment, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        subprocess.run(["ip", "netns", "delete", namespace], check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 run, 0 failed" in result.stdout
+    pd.testing.assert_frame_equal(stored(tmp_path / "ray.sqlite"), stored(tmp_path / "local.sqlite"))
