@@ -22,10 +22,17 @@ from gymnasium import spaces
 from collapsebench._params import bound_params
 from collapsebench.data import RealData, RealSplit
 from collapsebench.features import FeatureExtractor, cached_features, make_features
-from collapsebench.metrics import gaussian_statistics
+from collapsebench.metrics import gaussian_statistics, knn_radii
 from collapsebench.models import GenerativeModel, WeightedData, make_model
 from collapsebench.pool import DYNAMICS, EMPTY, REAL, Pool, PoolDynamics, PoolUpdate
-from collapsebench.scoring import STANDARD_METRICS, Evaluation, FeatureMap, flatten_features, score
+from collapsebench.scoring import (
+    PRDC_METRICS,
+    STANDARD_METRICS,
+    Evaluation,
+    FeatureMap,
+    flatten_features,
+    score,
+)
 
 Observation = dict[str, Any]
 
@@ -169,6 +176,9 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         )
         # Once per episode, not per generation: FD's real mean and covariance (2048-d for Inception).
         self._real_statistics = gaussian_statistics(self._real_test_features)
+        self._real_radii = (
+            knn_radii(self._real_test_features, self.nearest_k) if PRDC_METRICS & set(self.metrics) else None
+        )
         population = getattr(self.real_data, "population_covariance", None)
         self._reference_covariance = (
             population
@@ -220,6 +230,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
             nearest_k=self.nearest_k,
             w2_exact_max_pairs=self.w2_exact_max_pairs,
             seed=int(self._rng(_METRIC, generation).integers(2**31)),
+            real_radii=self._real_radii,
         )
         metrics = score(evaluation, self.metrics)
         clock.lap("score")

@@ -52,6 +52,7 @@ class Evaluation:
     nearest_k: int = 3
     w2_exact_max_pairs: int = 4_000_000
     seed: int = 0
+    real_radii: np.ndarray | None = None  # k-NN radii of the real features, cached per episode
 
     @cached_property
     def sample_features(self) -> np.ndarray:
@@ -60,7 +61,7 @@ class Evaluation:
     @cached_property
     def prdc(self) -> dict[str, float]:
         return precision_recall_density_coverage(
-            self.real_test_features, self.sample_features, self.nearest_k
+            self.real_test_features, self.sample_features, self.nearest_k, real_radii=self.real_radii
         )
 
     @cached_property
@@ -70,6 +71,9 @@ class Evaluation:
             return np.atleast_2d(self.model.covariance())
         return gaussian_statistics(self.sample_features)[1]
 
+
+# The metrics read from ``Evaluation.prdc``: an env scoring any of them caches the real k-NN radii.
+PRDC_METRICS = frozenset({"precision", "recall", "density", "coverage"})
 
 Metric = Callable[[Evaluation], float | None]
 METRICS: Registry[float | None] = Registry("metric")

@@ -125,3 +125,17 @@ def test_std_ratio_closed_forms(rng):
     assert std_ratio(np.zeros((2, 2)), np.eye(2)) == 0.0
     with pytest.raises(ValueError, match="shapes differ"):
         std_ratio(np.eye(2), np.eye(3))
+
+
+@pytest.mark.parametrize(("dim", "method"), [(2, "tree"), (2, "dense"), (16, "auto")])
+def test_cached_real_radii_change_no_bit_of_prdc(dim, method):
+    from collapsebench.metrics import knn_radii, precision_recall_density_coverage
+
+    rng = np.random.default_rng(dim)
+    real, fake = rng.normal(size=(300, dim)), rng.normal(0.2, 1.1, size=(250, dim))
+    radii = knn_radii(real, 4, method=method)
+    assert precision_recall_density_coverage(real, fake, 4, method, real_radii=radii) == (
+        precision_recall_density_coverage(real, fake, 4, method)
+    )
+    with pytest.raises(ValueError, match="one radius per real item"):
+        precision_recall_density_coverage(real, fake, 4, method, real_radii=radii[:-1])

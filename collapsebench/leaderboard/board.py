@@ -71,9 +71,10 @@ def load_submissions(root: Path, board: Board) -> dict[Path, dict[str, Any]]:
             problems.extend(f"{path}: {problem}" for problem in error.problems)
     for path, submission in loaded.items():
         found = problems_with(submission, board, loaded)
-        track_folder = f"{submission['track']['id']}-v{submission['track']['version']}"
-        if not found and path.parent.name != track_folder:
-            found = [f"a submission to {track_folder} filed under {path.parent.name}/"]
+        if not found:  # well-formed: is it filed under its own track version?
+            track_folder = f"{submission['track']['id']}-v{submission['track']['version']}"
+            if path.parent.name != track_folder:
+                found = [f"a submission to {track_folder} filed under {path.parent.name}/"]
         problems.extend(f"{path}: {problem}" for problem in found)
     if problems:
         raise SubmissionError("the board's submissions", problems)
@@ -86,8 +87,9 @@ def verified_digests(root: Path) -> dict[str, Any]:
 
 
 def record_verification(root: Path, path: Path, record: dict[str, Any]) -> None:
-    verified = verified_digests(root)
-    verified[file_digest(path)] = {"file": str(path.relative_to(root)), **record}
+    name = str(path.relative_to(root))
+    verified = {digest: entry for digest, entry in verified_digests(root).items() if entry["file"] != name}
+    verified[file_digest(path)] = {"file": name, **record}  # only the file's current content counts
     (root / "verified.json").write_text(json.dumps(verified, indent=2, sort_keys=True) + "\n")
 
 
@@ -193,7 +195,7 @@ def plot_track(track: Track, entries: list[Entry], out: Path) -> Path:
         )
         for entry in entries
     )
-    figure, axis = plt.subplots(figsize=(8, 4.5), dpi=110)
+    figure, axis = plt.subplots(figsize=(11, 4.5), dpi=110)
     sns.lineplot(frame, x="generation", y=track.headline_metric, hue="agent", errorbar=("se", 2), ax=axis)
     values = frame[track.headline_metric]
     if (values > 0).all() and values.max() / values.min() > 100:
@@ -202,7 +204,7 @@ def plot_track(track: Track, entries: list[Entry], out: Path) -> Path:
         track.collapse_threshold, color="grey", linestyle=":", linewidth=1, label="collapse threshold"
     )
     axis.set_title(f"{track.key}: {track.env_id}, mean ± 2 s.e. over seeds")
-    axis.legend(fontsize=7, loc="best", ncol=2)
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.tight_layout()
     figure.savefig(out)
     plt.close(figure)
@@ -271,6 +273,11 @@ def render_markdown(board: Board, tables: list[tuple[Track, list[Entry]]], stamp
         "`full-synthetic` baseline scores 0 and `real-only` 1 (higher is better). IQM over seeds with a "
         "stratified bootstrap 95% CI; P(better than next): probability that a seed of this entry "
         "beats a seed of the next one. ✓: re-run and matched by `collapsebench leaderboard verify`.",
+        "",
+        "To enter: run your agent with a track's settings (`collapsebench leaderboard describe`), make "
+        "the file with `collapsebench leaderboard submit`, check it with `collapsebench leaderboard "
+        "validate`, and propose it under `leaderboard/submissions/TRACK-vN/` (the project's README, "
+        "section Leaderboard, has the details). Baseline entries: `bash leaderboard/make_baselines.sh`.",
         "",
     ]
     rows = overall(tables)
@@ -344,7 +351,7 @@ table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.6rem; text-align: left; }
 th { cursor: pointer; background: #f4f4f4; user-select: none; }
 th[aria-sort="ascending"]::after { content: " ▲"; } th[aria-sort="descending"]::after { content: " ▼"; }
-td.number { text-align: right; font-variant-numeric: tabular-nums; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 img { max-width: 100%; } img[data-state="broken"] { outline: 2px solid #c00; }
 p.note { color: #555; font-size: 0.9rem; }
 """

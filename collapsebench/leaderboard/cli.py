@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -78,8 +77,10 @@ def submit(
     try:
         chosen = board.track(track)
         agent = build_policy(policy, parse_params(param, "--param"))
+        options = [f"--policy={name}" for name in policy] + [f"--param={item}" for item in param or []]
+        command = shlex.join(["collapsebench", "leaderboard", "submit", f"--track={track}", *options])
         submission = make_submission(
-            ResultsStore(store), chosen, agent, model=model, code=code, command=shlex.join(sys.argv)
+            ResultsStore(store), chosen, agent, model=model, code=code, command=command
         )
     except (KeyError, TypeError, ValueError) as error:
         raise typer.BadParameter(str(error.args[0] if error.args else error)) from None
@@ -209,10 +210,22 @@ def baselines(
 
     board = _board(root)
     tracks = [board.track(name) for name in track] if track else list(board.tracks)
-    command = shlex.join(["collapsebench", "leaderboard", *sys.argv[2:]])
     results = ResultsStore(store)
     references = {t.key: t.references for t in board.tracks if t.references is not None}
     for chosen in tracks:
+        command = shlex.join(
+            [
+                "collapsebench",
+                "leaderboard",
+                "baselines",
+                "--track",
+                chosen.id,
+                "--seeds",
+                seeds,
+                "--store",
+                str(store),
+            ]
+        )
         config = {
             "envs": chosen.env_id,
             "seeds": seeds,

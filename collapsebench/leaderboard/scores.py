@@ -71,7 +71,10 @@ class Interval:
     high: float
 
     def format(self, digits: int = 3) -> str:
-        return f"{self.value:.{digits}g} [{self.low:.{digits}g}, {self.high:.{digits}g}]"
+        def show(number: float) -> str:  # round-off around an exact 0 or 1 prints as 0 or 1
+            return f"{round(number, 12) + 0.0:.{digits}g}"
+
+        return f"{show(self.value)} [{show(self.low)}, {show(self.high)}]"
 
 
 def stratified_iqm(

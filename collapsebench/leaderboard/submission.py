@@ -131,7 +131,11 @@ def problems_with(
         problems.append("the runs do not all report the same metrics")
     identity = agent_identity(submission)
     for path, other in (others or {}).items():
-        if other is not submission and agent_identity(other) == identity:
+        try:
+            same = other is not submission and agent_identity(other) == identity
+        except (KeyError, TypeError):  # a malformed file: its own validation reports it
+            continue
+        if same:
             problems.append(f"duplicate entry: {path} already holds this agent on track {track.key}")
     return problems
 

@@ -40,21 +40,49 @@ def kth_neighbour_radii(features: np.ndarray, nearest_k: int) -> np.ndarray:
 
 
 def precision_recall_density_coverage(
-    real_features: np.ndarray, fake_features: np.ndarray, nearest_k: int = 3, method: str = "auto"
+    real_features: np.ndarray,
+    fake_features: np.ndarray,
+    nearest_k: int = 3,
+    method: str = "auto",
+    real_radii: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The four k-NN manifold metrics of fake (model) features against real features.
 
     ``method``: ``"tree"`` (KD-trees), ``"dense"`` (blocked distance matrices) or ``"auto"`` (trees up
     to ``KD_TREE_MAX_DIM`` dimensions). Both are exact and agree with the ``prdc`` package.
+    ``real_radii``: the real items' k-NN radii from ``knn_radii`` with the same ``nearest_k`` and
+    ``method``, when the caller scores many fake sets against one real set (an env, every generation).
     """
     real, fake = _flat(real_features), _flat(fake_features)
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"feature dimensions differ: real {real.shape[1]}, fake {fake.shape[1]}")
+    if real_radii is not None and np.shape(real_radii) != (len(real),):
+        raise ValueError(
+            f"real_radii must hold one radius per real item ({len(real)}), got {np.shape(real_radii)}"
+        )
+    if _method(method, real.shape[1]) == "tree":
+        return _prdc_tree(real, fake, nearest_k, real_radii)
+    return _prdc_dense(real, fake, nearest_k, real_radii)
+
+
+def knn_radii(features: np.ndarray, nearest_k: int = 3, method: str = "auto") -> np.ndarray:
+    """Each item's k-NN radius, computed exactly as ``precision_recall_density_coverage`` does with the
+    same ``method`` (so passing them back changes no bit of the result)."""
+    features = _flat(features)
+    if _method(method, features.shape[1]) == "tree":
+        from scipy.spatial import cKDTree
+
+        _check_nearest_k(nearest_k, len(features), "items")
+        return cKDTree(features).query(features, k=nearest_k + 1)[0][:, nearest_k]
+    return kth_neighbour_radii(features, nearest_k)
+
+
+def _method(method: str, dimension: int) -> str:
     if method not in ("auto", "tree", "dense"):
         raise ValueError(f"method must be 'auto', 'tree' or 'dense', got {method!r}")
-    if method == "tree" or (method == "auto" and real.shape[1] <= KD_TREE_MAX_DIM):
-        return _prdc_tree(real, fake, nearest_k)
-    return _prdc_dense(real, fake, nearest_k)
+    if method == "auto":
+        return "tree" if dimension <= KD_TREE_MAX_DIM else "dense"
+    return method
 
 
 def _points_in_balls(centers: np.ndarray, radii: np.ndarray, points: np.ndarray, tree: cKDTree) -> np.ndarray:
@@ -71,13 +99,16 @@ def _points_in_balls(centers: np.ndarray, radii: np.ndarray, points: np.ndarray,
     return point_index[distances < radii[center_index]]
 
 
-def _prdc_tree(real: np.ndarray, fake: np.ndarray, nearest_k: int) -> dict[str, float]:
+def _prdc_tree(
+    real: np.ndarray, fake: np.ndarray, nearest_k: int, real_radii: np.ndarray | None
+) -> dict[str, float]:
     from scipy.spatial import cKDTree
 
     _check_nearest_k(nearest_k, len(real), "real items")
     _check_nearest_k(nearest_k, len(fake), "fake items")
     real_tree, fake_tree = cKDTree(real), cKDTree(fake)
-    real_radii = real_tree.query(real, k=nearest_k + 1)[0][:, nearest_k]
+    if real_radii is None:
+        real_radii = real_tree.query(real, k=nearest_k + 1)[0][:, nearest_k]
     fake_radii = fake_tree.query(fake, k=nearest_k + 1)[0][:, nearest_k]
 
     fake_in_real_balls = np.bincount(_points_in_balls(real, real_radii, fake, fake_tree), minlength=len(fake))
@@ -87,10 +118,13 @@ def _prdc_tree(real: np.ndarray, fake: np.ndarray, nearest_k: int) -> dict[str, 
     return _scores(fake_in_real_balls, real_in_fake_ball, nearest_fake, real_radii, nearest_k)
 
 
-def _prdc_dense(real: np.ndarray, fake: np.ndarray, nearest_k: int) -> dict[str, float]:
+def _prdc_dense(
+    real: np.ndarray, fake: np.ndarray, nearest_k: int, real_radii: np.ndarray | None
+) -> dict[str, float]:
     from sklearn.metrics.pairwise import euclidean_distances
 
-    real_radii = kth_neighbour_radii(real, nearest_k)
+    if real_radii is None:
+        real_radii = kth_neighbour_radii(real, nearest_k)
     fake_radii = kth_neighbour_radii(fake, nearest_k)
 
     fake_in_real_balls = np.zeros(len(fake))  # how many real balls contain each fake item

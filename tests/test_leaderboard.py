@@ -1,0 +1,343 @@
+"""The leaderboard: score statistics against closed forms, submissions made, validated (every reason
+listed), verified by re-running, the board rendered, versions kept apart, and the page in a browser."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from collapsebench.cli import app
+from collapsebench.leaderboard.board import build
+from collapsebench.leaderboard.scores import (
+    curve_area,
+    generations_until_collapse,
+    iqm,
+    normalized_score,
+    probability_of_improvement,
+    stratified_iqm,
+)
+from collapsebench.leaderboard.submission import SubmissionError, read_submission, schema, validate
+from collapsebench.leaderboard.tracks import load_board
+
+runner = CliRunner()
+
+TINY_TRACK = """
+[[tracks]]
+id = "gaussian-tiny"
+version = {version}
+description = "A tiny Gaussian track for tests."
+env_id = "Gaussian-mix-v0"
+generations = 3
+min_seeds = 5
+verify_seeds = 1
+env_params = {{ n_real = 30, n_synthetic = 30, n_test = 30, n_eval = 30 }}
+headline_metric = "fd"
+higher_is_better = false
+collapse_threshold = 0.05
+"""
+
+
+def write_board(root: Path, version: int, track_version: int) -> None:
+    folder = root / "boards" / f"v{version}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "board.toml").write_text(
+        f'board_version = {version}\nschema_version = 1\ndescription = "Test board."\n'
+        + TINY_TRACK.format(version=track_version)
+    )
+
+
+def cli(*args: str):
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def board_root(tmp_path_factory) -> Path:
+    """A board with one tiny track and every baseline agent submitted (5 seeds, T = 3)."""
+    root = tmp_path_factory.mktemp("leaderboard")
+    write_board(root, version=1, track_version=1)
+    code, output = cli(
+        "leaderboard", "baselines", "--root", str(root), "--seeds", "0-4", "--backend", "inline",
+        "--store", str(root / "runs.sqlite"), "--no-progress",
+    )  # fmt: skip
+    assert code == 0, output
+    return root
+
+
+@pytest.fixture
+def root(board_root, tmp_path) -> Path:
+    """A private copy of the board to change."""
+    copy = tmp_path / "leaderboard"
+    shutil.copytree(board_root, copy)
+    return copy
+
+
+def submission_path(root: Path, name: str) -> Path:
+    return root / "submissions" / "gaussian-tiny-v1" / f"{name}.json"
+
+
+# ------------------------------------------------------------------ statistics
+def test_curve_area_is_the_mean_height_of_the_trapezoids():
+    assert curve_area([0.0, 1.0, 2.0]) == pytest.approx(1.0)
+    assert curve_area([[1.0, 1.0], [0.0, 4.0]]).tolist() == [1.0, 2.0]
+
+
+def test_normalized_score_maps_references_to_0_and_1_in_either_direction():
+    assert normalized_score([5.0, 1.0, 3.0], 5.0, 1.0).tolist() == [0.0, 1.0, 0.5]
+    assert normalized_score([0.2, 0.9], 0.2, 0.9).tolist() == [0.0, 1.0]  # a metric that rises
+    with pytest.raises(ValueError, match="must differ"):
+        normalized_score(1.0, 2.0, 2.0)
+
+
+def test_generations_until_collapse_is_the_first_crossing_or_t_plus_one():
+    curves = np.array([[0.0, 0.2, 0.5, 0.1], [0.0, 0.1, 0.1, 0.1]])
+    assert generations_until_collapse(curves, 0.3, higher_is_better=False).tolist() == [2, 4]
+    assert generations_until_collapse(1 - curves, 0.7, higher_is_better=True).tolist() == [2, 4]
+
+
+def test_iqm_is_the_mean_of_the_middle_half():
+    assert iqm(np.array([100.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, -100.0])) == pytest.approx(3.5)
+
+
+def test_stratified_bootstrap_resamples_within_strata():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0.5, 0.1, size=20)
+    interval = stratified_iqm({"a": scores})
+    assert interval.low < interval.value < interval.high and interval.value == pytest.approx(iqm(scores))
+    assert stratified_iqm({"a": scores}) == interval  # a fixed bootstrap seed: rebuilt boards agree
+    # Constant strata cannot vary under resampling within strata: the interval collapses to a point.
+    pinned = stratified_iqm({"a": np.zeros(4), "b": np.ones(4)})
+    assert pinned.low == pinned.high == pinned.value == pytest.approx(0.5)
+
+
+def test_probability_of_improvement_is_the_mann_whitney_statistic():
+    assert probability_of_improvement(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    assert probability_of_improvement(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.5
+    assert probability_of_improvement(np.array([1.0]), np.array([0.0, 2.0])) == 0.5
+
+
+# ------------------------------------------------------------------ submissions
+def test_baselines_produce_valid_submissions_and_references_that_score_0_and_1(board_root):
+    board = load_board(board_root)
+    (track,) = board.tracks
+    assert track.references is not None and "leaderboard baselines" in track.references.command
+    files = sorted((board_root / "submissions" / "gaussian-tiny-v1").glob("*.json"))
+    assert len(files) == 11  # every baseline policy, λ at three ratios
+    for path in files:
+        submission = validate(path, board, board_root / "submissions")
+        assert len(submission["runs"]) == 5 and submission["provenance"]["package_version"]
+    build(board_root)
+    text = (board_root / "README.md").read_text()
+    assert re.search(r"\| real-only \| gaussian \| 1 \[", text)
+    assert re.search(r"\| full-synthetic \| gaussian \| 0 \[", text)
+
+
+def broken_variants(good: dict) -> dict[str, tuple[dict, list[str]]]:
+    """name → (a broken copy of ``good``, fragments the rejection must contain)."""
+
+    def copy() -> dict:
+        return json.loads(json.dumps(good))
+
+    too_few = copy()
+    too_few["runs"], too_few["seeds"] = too_few["runs"][:3], too_few["seeds"][:3]
+    bad_values = copy()
+    bad_values["runs"][0]["metrics"]["fd"][1] = "nan"
+    bad_values["runs"][1]["metrics"]["fd"] = bad_values["runs"][1]["metrics"]["fd"][:2]
+    wrong_budget = copy()
+    wrong_budget["env"]["config"] = wrong_budget["env"]["config"].replace('"n_real":30', '"n_real":31')
+    unknown_track = copy()
+    unknown_track["track"]["version"] = 7
+    schema_errors = copy()
+    del schema_errors["provenance"]
+    schema_errors["extra"] = 1
+    schema_errors["runs"][0]["run_id"] = "not-a-run-id"
+    return {
+        "too_few": (too_few, ["3 seeds; track gaussian-tiny/v1 needs at least 5"]),
+        "bad_values": (bad_values, ["seed 0: fd has a non-finite value ('nan')", "seed 1: fd has 2 values"]),
+        "wrong_budget": (wrong_budget, ["env settings differ"]),
+        "unknown_track": (unknown_track, ["no track gaussian-tiny/v7"]),
+        "schema_errors": (
+            schema_errors,
+            ["'provenance' is a required property", "'extra' was unexpected", "runs/0/run_id"],
+        ),
+    }
+
+
+def test_a_malformed_submission_is_rejected_with_every_reason(root, tmp_path):
+    board = load_board(root)
+    good = read_submission(submission_path(root, "real-only"))
+    for name, (broken, reasons) in broken_variants(good).items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(broken))
+        with pytest.raises(SubmissionError) as error:
+            validate(path, board)
+        for reason in reasons:
+            assert reason in str(error.value), (name, str(error.value))
+    duplicate = tmp_path / "again.json"
+    duplicate.write_text(json.dumps(good))
+    with pytest.raises(SubmissionError, match=r"duplicate entry: .*real-only\.json"):
+        validate(duplicate, board, root / "submissions")
+    (tmp_path / "junk.json").write_text("{ not json")
+    with pytest.raises(SubmissionError, match=r"not JSON"):
+        validate(tmp_path / "junk.json", board)
+
+
+def test_validate_command_lists_problems_and_exits_nonzero(root, tmp_path):
+    bad = tmp_path / "bad.json"
+    broken, _ = broken_variants(read_submission(submission_path(root, "real-only")))["bad_values"]
+    bad.write_text(json.dumps(broken))
+    code, output = cli(
+        "leaderboard", "validate", str(submission_path(root, "real-only")), str(bad), "--root", str(root)
+    )
+    assert code == 1 and "ok" in output and "rejected" in output and "non-finite" in output
+
+
+def test_the_schema_file_is_a_valid_json_schema():
+    from jsonschema import Draft202012Validator
+
+    Draft202012Validator.check_schema(schema())
+
+
+def test_verify_reruns_seeds_and_marks_the_entry(root):
+    path = submission_path(root, "lambda-mix_lam=1.0")
+    code, output = cli("leaderboard", "verify", str(path), "--root", str(root))
+    assert code == 0 and "verified" in output, output
+    build(root)
+    assert re.search(r"\| lambda-mix\(lam=1.0\) \|.*\| ✓ \|", (root / "README.md").read_text())
+
+    tampered = read_submission(path)
+    tampered["runs"][0]["metrics"]["fd"][2] *= 1.01
+    path.write_text(json.dumps(tampered))
+    code, output = cli("leaderboard", "verify", str(path), "--root", str(root))
+    assert code == 1 and "fd at generation 2" in output
+    build(root)  # the changed file is no longer the verified one
+    assert not re.search(r"\| lambda-mix\(lam=1.0\) \|.*\| ✓ \|", (root / "README.md").read_text())
+
+
+def test_submit_makes_the_file_the_baselines_made(root, tmp_path):
+    out = tmp_path / "mine.json"
+    code, output = cli(
+        "leaderboard", "submit", "--track", "gaussian-tiny", "--policy", "lambda-mix", "--param", "lam=0.5",
+        "--store", str(root / "runs.sqlite"), "--out", str(out), "--root", str(root),
+    )  # fmt: skip
+    assert code == 0, output
+    mine, theirs = read_submission(out), read_submission(submission_path(root, "lambda-mix_lam=0.5"))
+    assert mine["runs"] == theirs["runs"] and mine["agent"] == theirs["agent"]
+    code, output = cli(
+        "leaderboard", "submit", "--track", "gaussian-tiny", "--policy", "lambda-mix", "--param", "lam=0.7",
+        "--store", str(root / "runs.sqlite"), "--root", str(root),
+    )  # fmt: skip
+    assert code == 2 and "no finished runs" in output
+
+
+# ------------------------------------------------------------------ the board
+def test_build_ranks_entries_with_intervals_and_refuses_a_bad_submission(root):
+    build(root)
+    text = (root / "README.md").read_text()
+    scores = [
+        float(match) for match in re.findall(r"^\| \d+ \| [^|]+ \| gaussian \| (-?[\d.e-]+) \[", text, re.M)
+    ]
+    assert len(scores) == 11 and scores == sorted(scores, reverse=True)
+    assert (root / "figures" / "gaussian-tiny-v1.png").read_bytes()[:4] == b"\x89PNG"
+    assert (root / "boards" / "v1" / "rendered" / "README.md").read_text() == text
+
+    (root / "submissions" / "gaussian-tiny-v1" / "broken.json").write_text('{"schema_version": 1}')
+    code, output = cli("leaderboard", "build", "--root", str(root))
+    assert code == 1 and "broken.json" in output and "'track' is a required property" in output
+
+
+def test_a_new_board_never_mixes_in_or_rewrites_the_old_one(root):
+    build(root)
+    archived = (root / "boards" / "v1" / "rendered" / "README.md").read_text()
+    write_board(root, version=2, track_version=2)  # the same env, a new track version
+    build(root)
+    current = (root / "README.md").read_text()
+    assert "board v2" in current and "gaussian-tiny/v2" in current and "No submissions yet" in current
+    assert "| real-only |" not in current  # v1 entries stay on board v1
+    assert (root / "boards" / "v1" / "rendered" / "README.md").read_text() == archived
+
+
+# ------------------------------------------------------------------ the page in a real browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+BROWSER_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--virtual-time-budget=5000",
+]  # fmt: skip
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
+def test_the_html_board_loads_sorts_and_shows_its_figures_in_chromium(root, tmp_path):
+    build(root)
+    page = (root / "index.html").as_uri()
+
+    def dom(url: str) -> str:
+        profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
+        result = subprocess.run(
+            [CHROMIUM, *BROWSER_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
+    def agents(html: str) -> list[str]:
+        table = html.split('id="gaussian-tiny-v1"', 1)[1].split("</table>", 1)[0]
+        return re.findall(r"<tr><td[^>]*>(\d+)</td><td[^>]*>([^<]+)</td>", table)
+
+    loaded = dom(page)
+    images = re.findall(r"<img[^>]*>", loaded)
+    assert images and all('data-state="loaded"' in image for image in images), images
+    ranked = agents(loaded)
+    assert [int(rank) for rank, _ in ranked] == list(range(1, 12))
+    by_name = agents(dom(page + "#sort=gaussian-tiny-v1:1:asc"))  # the page's own sorting code
+    assert [name for _, name in by_name] == sorted(name for _, name in ranked) and by_name != ranked
+    assert agents(dom(page + "#sort=gaussian-tiny-v1:0:desc")) == ranked[::-1]
+
+    artifacts = Path(__file__).resolve().parents[1] / "results" / "test-artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    screenshot = artifacts / "leaderboard.png"
+    subprocess.run(
+        [CHROMIUM, *BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'shot'}", "--window-size=1200,1600",
+         f"--screenshot={screenshot}", page],
+        capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert screenshot.read_bytes()[:4] == b"\x89PNG" and screenshot.stat().st_size > 20_000
+
+
+# ------------------------------------------------------------------ the checked-in board
+REPOSITORY_BOARD = Path(__file__).resolve().parents[1] / "leaderboard"
+
+
+def test_the_checked_in_board_is_valid_complete_and_current():
+    from collapsebench.leaderboard.board import load_submissions, score_track, verified_digests
+    from collapsebench.leaderboard.submission import file_digest
+
+    board = load_board(REPOSITORY_BOARD)
+    submissions = load_submissions(REPOSITORY_BOARD, board)  # raises, listing every bad file
+    verified = verified_digests(REPOSITORY_BOARD)
+    for track in board.tracks:
+        entries = score_track(track, submissions, verified)
+        labels = {entry.label for entry in entries}
+        assert {"full-synthetic", "real-only", "lambda-mix(lam=0.5)"} <= labels, track.key
+        assert track.references is not None and "leaderboard baselines" in track.references.command
+        by_label = {entry.label: entry for entry in entries}
+        assert by_label["full-synthetic"].score.value == pytest.approx(0.0, abs=1e-12)
+        assert by_label["real-only"].score.value == pytest.approx(1.0)
+        assert all(entry.verified for entry in entries), "run leaderboard/make_baselines.sh again"
+    digests = {file_digest(path) for path in submissions}
+    assert set(verified) <= digests, "verified.json names files that are no longer on the board"
+    rendered = (REPOSITORY_BOARD / "README.md").read_text()
+    for track in board.tracks:
+        assert f"## {track.key}" in rendered
+
+
+def test_describe_shows_the_tracks():
+    code, output = cli("leaderboard", "describe", "--root", str(REPOSITORY_BOARD))
+    assert code == 0 and "gaussian-mix/v1" in output and "GMM2D-mix-v0" in output
