@@ -132,17 +132,24 @@ class LocalExecutor(Executor):
     def submit(
         self, function: Callable[[TaskT], ResultT], task: TaskT, resources: Resources
     ) -> Future[ResultT]:
-        future = self._pool.submit(function, task)
+        try:
+            future = self._pool.submit(function, task)
+        except BrokenProcessPool:  # a worker died after the driver last looked: start afresh
+            self._restart()
+            future = self._pool.submit(function, task)
         self._epoch_of[future] = self._epoch
         return future
+
+    def _restart(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._epoch += 1
+        self._pool = self._start()
 
     def recover(self, failed: Future[Any]) -> None:
         # A dead worker breaks the whole pool: every task in flight fails with it. Restart the pool
         # once per breakage, not once per failed task.
         if self._epoch_of.pop(failed, None) == self._epoch:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._epoch += 1
-            self._pool = self._start()
+            self._restart()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import collapsebench as cb
-from collapsebench.executors import EXECUTORS, InlineExecutor, make_executor
+from collapsebench.executors import EXECUTORS, InlineExecutor, Resources, make_executor
 from collapsebench.policies import POLICIES, CurationPolicy
 from collapsebench.store import ResultsStore
 from collapsebench.sweep import Cell, cells_from_config, grid, load_sweep, parse_seeds, sweep
@@ -211,6 +211,18 @@ def test_executor_arguments_are_checked():
         make_executor("inline", workers=0)
     with pytest.raises(KeyError, match="unknown executor 'dask'"):
         make_executor("dask")
+
+
+def test_the_local_pool_restarts_when_a_worker_died_before_a_submit():
+    # The race a real SIGKILL can hit: a chunk finishes, its worker's pool breaks, and the driver
+    # submits the next chunk before it has seen the failure.
+    with make_executor("local", workers=1) as executor:
+        dead = executor.submit(os._exit, 3, Resources())
+        with pytest.raises(BrokenProcessPool):
+            dead.result(timeout=120)
+        assert executor.submit(abs, -42, Resources()).result(timeout=120) == 42
+        executor.recover(dead)  # a failure of the old pool must not restart the new one
+        assert executor.submit(abs, -2, Resources()).result(timeout=120) == 2
 
 
 def test_the_cells_resources_follow_the_model():
