@@ -100,7 +100,11 @@ class GenerativeModel(ABC):
 
     def clone(self) -> Self:
         """A copy to train the next generation from (warm start); the env keeps the original."""
-        return copy.deepcopy(self)
+        # A deep copy that skips __new__: re-binding the constructor's parameters (inspect) cost
+        # more than the whole copy, and the copied state carries them already.
+        twin = object.__new__(type(self))
+        twin.__dict__.update(copy.deepcopy(self.__dict__, {id(self): twin}))
+        return twin
 
 
 @runtime_checkable

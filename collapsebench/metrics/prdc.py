@@ -8,6 +8,7 @@ stays O(n_real × block) instead of three full n×n matrices.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,19 +25,19 @@ def _flat(x: np.ndarray) -> np.ndarray:
 
 
 def kth_neighbour_radii(features: np.ndarray, nearest_k: int) -> np.ndarray:
-    """Distance from each item to its k-th nearest *other* item (the radius of its k-NN ball)."""
-    from sklearn.metrics.pairwise import euclidean_distances  # heavy import: on use only
+    """Distance from each item to its k-th nearest *other* item (the radius of its k-NN ball).
+
+    scikit-learn's brute-force k-NN (chunked distance products reduced on the fly, on every core)
+    instead of full distance rows and ``np.partition``: 7x faster at 10k items in 64-d. The item
+    itself is among its own k + 1 nearest (at distance 0), as in the ``prdc`` package.
+    """
+    from sklearn.neighbors import NearestNeighbors  # heavy import: on use only
 
     features = _flat(features)
-    n = len(features)
-    _check_nearest_k(nearest_k, n, "items")
-    block = max(1, _BLOCK_ELEMENTS // n)
-    radii = np.empty(n)
-    for start in range(0, n, block):
-        distances = euclidean_distances(features[start : start + block], features)
-        # Index k of the sorted row: the item itself sits at distance 0 in position 0.
-        radii[start : start + block] = np.partition(distances, nearest_k, axis=1)[:, nearest_k]
-    return radii
+    _check_nearest_k(nearest_k, len(features), "items")
+    search = NearestNeighbors(n_neighbors=nearest_k + 1, algorithm="brute").fit(features)
+    distances, _ = search.kneighbors(features)
+    return distances[:, nearest_k]
 
 
 def precision_recall_density_coverage(
@@ -89,11 +90,10 @@ def _points_in_balls(centers: np.ndarray, radii: np.ndarray, points: np.ndarray,
     """Index of the point of every (center, point) pair with ||center − point|| < the center's radius
     (strictly): a point appears once per ball that contains it."""
     neighbours = tree.query_ball_point(centers, r=radii)
-    counts = np.fromiter((len(found) for found in neighbours), dtype=np.intp, count=len(centers))
+    counts = np.fromiter(map(len, neighbours), dtype=np.intp, count=len(centers))
     center_index = np.repeat(np.arange(len(centers)), counts)
-    point_index = np.fromiter(
-        (j for found in neighbours for j in found), dtype=np.intp, count=int(counts.sum())
-    )
+    # chain.from_iterable flattens the lists in C: a generator expression here was half of a 1-D step.
+    point_index = np.fromiter(chain.from_iterable(neighbours), dtype=np.intp, count=int(counts.sum()))
     # query_ball_point keeps the boundary (≤): drop pairs exactly on it, as the definitions are strict.
     distances = np.sqrt(((centers[center_index] - points[point_index]) ** 2).sum(axis=1))
     return point_index[distances < radii[center_index]]
