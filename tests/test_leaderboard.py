@@ -152,6 +152,8 @@ def broken_variants(good: dict) -> dict[str, tuple[dict, list[str]]]:
     bad_values["runs"][1]["metrics"]["fd"] = bad_values["runs"][1]["metrics"]["fd"][:2]
     wrong_budget = copy()
     wrong_budget["env"]["config"] = wrong_budget["env"]["config"].replace('"n_real":30', '"n_real":31')
+    wrong_metrics = copy()
+    wrong_metrics["runs"][2]["metrics"]["sharpness"] = wrong_metrics["runs"][2]["metrics"].pop("w2")
     unknown_track = copy()
     unknown_track["track"]["version"] = 7
     schema_errors = copy()
@@ -162,6 +164,10 @@ def broken_variants(good: dict) -> dict[str, tuple[dict, list[str]]]:
         "too_few": (too_few, ["3 seeds; track gaussian-tiny/v1 needs at least 5"]),
         "bad_values": (bad_values, ["seed 0: fd has a non-finite value ('nan')", "seed 1: fd has 2 values"]),
         "wrong_budget": (wrong_budget, ["env settings differ"]),
+        "wrong_metrics": (
+            wrong_metrics,
+            ["seed 2: metrics differ", "missing ['w2'], unexpected ['sharpness']"],
+        ),
         "unknown_track": (unknown_track, ["no track gaussian-tiny/v7"]),
         "schema_errors": (
             schema_errors,

@@ -126,9 +126,14 @@ def problems_with(
                     value for value in values if not (isinstance(value, int | float) and math.isfinite(value))
                 )
                 problems.append(f"{where}: {metric} has a non-finite value ({bad!r})")
-    metric_sets = {frozenset(run["metrics"]) for run in submission["runs"]}
-    if len(metric_sets) > 1:
-        problems.append("the runs do not all report the same metrics")
+    expected = set(track.metrics())
+    for run in submission["runs"]:
+        missing, unknown = expected - set(run["metrics"]), set(run["metrics"]) - expected
+        if missing or unknown:
+            problems.append(
+                f"seed {run['seed']}: metrics differ from the track's {sorted(expected)}: "
+                f"missing {sorted(missing)}, unexpected {sorted(unknown)}"
+            )
     identity = agent_identity(submission)
     for path, other in (others or {}).items():
         try:

@@ -8,6 +8,7 @@ and a new set of tracks is a new board: old boards stay in their folders as they
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tomllib
@@ -77,15 +78,26 @@ class Track:
     def env_config(self) -> str:
         """The canonical env config every run of this track must have (model settings excluded: the
         agent chooses its model)."""
-        from collapsebench.policies import make_policy
-        from collapsebench.registration import make
-        from collapsebench.runner import run_key
+        return _env_facts(self.env_id, json.dumps(self.env_kwargs(), sort_keys=True))[0]
 
-        env = make(self.env_id, **self.env_kwargs())
-        try:
-            return run_key(env.unwrapped, self.env_id, make_policy("real-only"), 0).env_config  # type: ignore[arg-type]
-        finally:
-            env.close()
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics the track's env reports: what every run of a submission must carry."""
+        return _env_facts(self.env_id, json.dumps(self.env_kwargs(), sort_keys=True))[1]
+
+
+@functools.cache
+def _env_facts(env_id: str, env_kwargs: str) -> tuple[str, tuple[str, ...]]:
+    from collapsebench.policies import make_policy
+    from collapsebench.registration import make
+    from collapsebench.runner import run_key
+
+    env = make(env_id, **json.loads(env_kwargs))
+    try:
+        unwrapped = env.unwrapped
+        config = run_key(unwrapped, env_id, make_policy("real-only"), 0).env_config  # type: ignore[arg-type]
+        return config, tuple(unwrapped.metrics)  # type: ignore[attr-defined]
+    finally:
+        env.close()
 
 
 @dataclass(frozen=True)
