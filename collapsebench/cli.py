@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,6 +47,11 @@ def parse_params(items: list[str] | None, option: str) -> dict[str, Any]:
             raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint=option)
         params[name.strip()] = parse_value(value.strip())
     return params
+
+
+def file_stem(text: str) -> str:
+    """``text`` as a file name: runs of characters other than letters, digits and ``_.=-`` → ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -349,8 +355,6 @@ def demo(
 
 
 def _plot_samples(results: Any, folder: Path, envs: list[str] | None) -> None:
-    import re
-
     from collapsebench.plotting import agent_labels, plot_samples
 
     runs = results.runs()
@@ -362,7 +366,7 @@ def _plot_samples(results: Any, folder: Path, envs: list[str] | None) -> None:
         snapshots = results.load_snapshots(run.run_id)
         if not snapshots:
             continue
-        stem = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{run.env_id}__{run.agent}__seed{run.seed}").strip("_")
+        stem = file_stem(f"{run.env_id}__{run.agent}__seed{run.seed}")
         path = plot_samples(
             snapshots, folder / f"{stem}.png", title=f"{run.env_id} · {run.agent} · seed {run.seed}"
         )

@@ -38,7 +38,7 @@ Observation = dict[str, Any]
 
 
 class _StageClock:
-    """Wall time of each stage of a step (train / sample / score / update), for info["seconds"]."""
+    """Wall time of each stage of a step (train / sample / score / update), for ``last_step_seconds``."""
 
     def __init__(self) -> None:
         self.laps: dict[str, float] = {}

@@ -29,15 +29,20 @@ def package_version() -> str:
     return __version__
 
 
-def run_key(env: CollapseEnv, env_id: str, policy: CurationPolicy, seed: int) -> RunKey:
-    env_spec = spec(env_id)
+def env_config(env: CollapseEnv) -> str:
+    """The env's resolved settings as canonical JSON, the model excluded (recorded on its own)."""
     config = {name: value for name, value in env.config.items() if name not in _NOT_CONFIG}
     if env.feature_version is not None:  # results of other feature weights or libraries never mix
         config["features"] = env.feature_version
+    return canonical_json(config)
+
+
+def run_key(env: CollapseEnv, env_id: str, policy: CurationPolicy, seed: int) -> RunKey:
+    env_spec = spec(env_id)
     return RunKey(
         env_id=env_spec.name + ("" if env_spec.version is None else f"-v{env_spec.version}"),
         env_version=int(env_spec.version or 0),
-        env_config=canonical_json(config),
+        env_config=env_config(env),
         model=env.model_name,
         model_params=canonical_json(env.model_params),
         policy=policy.name,

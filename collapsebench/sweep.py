@@ -299,8 +299,8 @@ class SweepReport:
 
 def plan(cells: Iterable[Cell], store: ResultsStore) -> Iterator[tuple[Cell, RunKey, int, bool]]:
     """Each cell with its run key, how many generations the store already has, and whether its model
-    wants an accelerator. Building the env
-    checks the cell's names and parameters, so a bad cell fails here, before any work starts."""
+    wants an accelerator. Building the env checks the cell's names and parameters, so a bad cell fails
+    here, before any work starts."""
     for cell in cells:
         try:
             with cell.open() as lineage:
@@ -398,10 +398,9 @@ def _commit_chunk(store: ResultsStore, job: _Lineage, result: ChunkResult) -> in
         job.committed = result.records[-1].generation + 1
     if result.checkpoint is None:
         store.prune_checkpoints(job.key.run_id, keep_generation=None)
-        job.checkpoint = None
     else:
         generation, state = result.checkpoint
         store.save_checkpoint(job.key.run_id, generation, state)
         store.prune_checkpoints(job.key.run_id, keep_generation=generation)
-        job.checkpoint = result.checkpoint
+    job.checkpoint = result.checkpoint
     return new

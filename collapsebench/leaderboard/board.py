@@ -93,6 +93,12 @@ def record_verification(root: Path, path: Path, record: dict[str, Any]) -> None:
     (root / "verified.json").write_text(json.dumps(verified, indent=2, sort_keys=True) + "\n")
 
 
+def headline_curves(track: Track, submission: dict[str, Any]) -> np.ndarray:
+    """The headline metric per seed (rows, in seed order) over generations 0..T."""
+    runs = sorted(submission["runs"], key=lambda run: run["seed"])
+    return np.array([run["metrics"][track.headline_metric] for run in runs], dtype=np.float64)
+
+
 def score_track(
     track: Track, submissions: dict[Path, dict[str, Any]], verified: dict[str, Any]
 ) -> list[Entry]:
@@ -109,8 +115,7 @@ def score_track(
         )
     entries = []
     for path, submission in mine.items():
-        runs = sorted(submission["runs"], key=lambda run: run["seed"])
-        curves = np.array([run["metrics"][track.headline_metric] for run in runs], dtype=np.float64)
+        curves = headline_curves(track, submission)
         scores = normalized_score(
             curve_area(curves), track.references.full_synthetic_area, track.references.real_only_area
         )
@@ -121,7 +126,7 @@ def score_track(
                 path=path,
                 label=submission["agent"]["label"],
                 model=submission["agent"]["model"]["name"],
-                seeds=len(runs),
+                seeds=len(curves),
                 curves=curves,
                 scores=scores,
                 score=stratified_iqm({stratum: scores}),
@@ -134,21 +139,30 @@ def score_track(
     return sorted(entries, key=lambda entry: -entry.score.value)
 
 
-def overall(tracks: list[tuple[Track, list[Entry]]]) -> list[tuple[str, str, Interval, int]]:
-    """Agents on every track: IQM of all their normalized scores, bootstrap stratified by track."""
-    if len(tracks) < 2:
+_OVERALL_COLUMNS = ["rank", "agent", "model", "collapse score, IQM [95% CI]", "runs"]
+
+
+def overall(tables: list[tuple[Track, list[Entry]]]) -> list[list[tuple[str, float | str]]]:
+    """Agents on every track, ranked by the IQM of all their normalized scores (bootstrap stratified
+    by track); each cell as (text, sort value). Empty with fewer than two tracks."""
+    if len(tables) < 2:
         return []
     by_agent: dict[str, dict[str, Entry]] = {}
-    for track, entries in tracks:
+    for track, entries in tables:
         for entry in entries:
             by_agent.setdefault(entry.identity, {})[track.key] = entry
-    rows = []
+    summaries = []
     for agent_entries in by_agent.values():
-        if len(agent_entries) == len(tracks):
+        if len(agent_entries) == len(tables):
             first = next(iter(agent_entries.values()))
             interval = stratified_iqm({key: entry.scores for key, entry in agent_entries.items()})
-            rows.append((first.label, first.model, interval, sum(e.seeds for e in agent_entries.values())))
-    return sorted(rows, key=lambda row: -row[2].value)
+            summaries.append((first, interval, sum(entry.seeds for entry in agent_entries.values())))
+    summaries.sort(key=lambda summary: -summary[1].value)
+    return [
+        [(str(rank), rank), (first.label, first.label), (first.model, first.model),
+         (interval.format(), interval.value), (str(runs), runs)]
+        for rank, (first, interval, runs) in enumerate(summaries, start=1)
+    ]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- render
@@ -280,28 +294,24 @@ def render_markdown(board: Board, tables: list[tuple[Track, list[Entry]]], stamp
         "section Leaderboard, has the details). Baseline entries: `bash leaderboard/make_baselines.sh`.",
         "",
     ]
+
+    def table(header: list[str], rows: list[list[tuple[str, float | str]]]) -> list[str]:
+        return [
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+            *("| " + " | ".join(text for text, _ in row) + " |" for row in rows),
+        ]
+
     rows = overall(tables)
     if rows:
-        lines += [
-            "## All tracks",
-            "",
-            "| rank | agent | model | collapse score, IQM [95% CI] | runs |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {rank} | {label} | {model} | {interval.format()} | {runs} |"
-            for rank, (label, model, interval, runs) in enumerate(rows, 1)
-        ]
-        lines.append("")
+        lines += ["## All tracks", "", *table(_OVERALL_COLUMNS, rows), ""]
     for track, entries in tables:
         lines += [f"## {track.key}", "", _track_header(track), ""]
         if not entries:
             lines += ["No submissions yet.", ""]
             continue
         header = [column.format(metric=track.headline_metric) for column in _COLUMNS]
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(text for text, _ in row) + " |" for row in _rows(track, entries)]
-        lines += ["", f"![{track.key}](figures/{track.slug}.png)", ""]
+        lines += [*table(header, _rows(track, entries)), "", f"![{track.key}](figures/{track.slug}.png)", ""]
     return "\n".join(lines)
 
 
@@ -383,23 +393,7 @@ def render_html(board: Board, tables: list[tuple[Track, list[Entry]]], stamp: st
     ]
     rows = overall(tables)
     if rows:
-        parts += [
-            "<h2>All tracks</h2>",
-            table(
-                "all-tracks",
-                ["rank", "agent", "model", "collapse score, IQM [95% CI]", "runs"],
-                [
-                    [
-                        (str(rank), rank),
-                        (label, label),
-                        (model, model),
-                        (interval.format(), interval.value),
-                        (str(runs), runs),
-                    ]
-                    for rank, (label, model, interval, runs) in enumerate(rows, 1)
-                ],
-            ),
-        ]
+        parts += ["<h2>All tracks</h2>", table("all-tracks", _OVERALL_COLUMNS, rows)]
     for track, entries in tables:
         parts += [
             f"<h2 id='{track.slug}-section'>{html.escape(track.key)}</h2>",
@@ -427,8 +421,6 @@ def reference_areas(track: Track, full_synthetic: Path, real_only: Path, command
     entries score exactly 0 and 1."""
 
     def area(path: Path) -> float:
-        runs = read_submission(path)["runs"]
-        curves = np.array([run["metrics"][track.headline_metric] for run in runs], dtype=np.float64)
-        return float(iqm(curve_area(curves)))
+        return float(iqm(curve_area(headline_curves(track, read_submission(path)))))
 
     return References(area(full_synthetic), area(real_only), command, (full_synthetic.name, real_only.name))

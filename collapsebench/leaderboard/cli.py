@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,13 +10,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from collapsebench.leaderboard.tracks import DEFAULT_ROOT, Board, Track, load_board
+
 app = typer.Typer(
     help="The leaderboard: submissions, verification, the rendered board.", no_args_is_help=True
 )
 console = Console()
 
 RootOption = Annotated[Path, typer.Option("--root", help="the leaderboard folder (boards/, submissions/)")]
-DEFAULT_ROOT = Path("leaderboard")
 
 # The reference agents of every CPU track: each baseline policy with its defaults, λ-mixing at three
 # ratios. full-synthetic and real-only also fix the track's score scale (0 and 1).
@@ -34,20 +34,18 @@ BASELINE_AGENTS: list[dict[str, Any]] = [
 ]
 
 
-def _board(root: Path, version: int | None = None) -> Any:
-    from collapsebench.leaderboard.tracks import load_board
-
+def _board(root: Path) -> Board:
     try:
-        return load_board(root, version)
+        return load_board(root)
     except (FileNotFoundError, KeyError, ValueError) as error:
         raise typer.BadParameter(str(error.args[0] if error.args else error), param_hint="--root") from None
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
+def _write(submission: dict[str, Any], root: Path, track: Track, path: Path | None = None) -> Path:
+    """Write a submission, by default where the board looks for it: ROOT/submissions/TRACK/AGENT.json."""
+    from collapsebench.cli import file_stem
 
-
-def _write(submission: dict[str, Any], path: Path) -> Path:
+    path = path or root / "submissions" / track.slug / f"{file_stem(submission['agent']['label'])}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(submission, indent=1) + "\n")
     return path
@@ -84,11 +82,10 @@ def submit(
         )
     except (KeyError, TypeError, ValueError) as error:
         raise typer.BadParameter(str(error.args[0] if error.args else error)) from None
-    path = out or root / "submissions" / chosen.slug / f"{_slug(submission['agent']['label'])}.json"
     problems = problems_with(submission, board)
     if problems:
         raise typer.BadParameter("; ".join(problems))
-    console.print(f"wrote {_write(submission, path)} ({len(submission['seeds'])} seeds)")
+    console.print(f"wrote {_write(submission, root, chosen, out)} ({len(submission['seeds'])} seeds)")
 
 
 @app.command()
@@ -240,11 +237,10 @@ def baselines(
                 console.print(f"[red]failed[/] {failure.cell.label}: {failure.error}")
             raise typer.Exit(1)
         written = {}
-        for agent in {cell.build_policy().label: cell.build_policy() for cell in cells}.values():
-            submission = make_submission(results, chosen, agent, command=command)
-            path = root / "submissions" / chosen.slug / f"{_slug(submission['agent']['label'])}.json"
-            written[agent.label] = _write(submission, path)
-            console.print(f"wrote {path}")
+        agents = {policy.label: policy for policy in (cell.build_policy() for cell in cells)}
+        for label, agent in agents.items():
+            written[label] = _write(make_submission(results, chosen, agent, command=command), root, chosen)
+            console.print(f"wrote {written[label]}")
         references[chosen.key] = reference_areas(
             chosen, written["full-synthetic"], written["real-only"], command
         )

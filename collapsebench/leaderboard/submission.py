@@ -26,6 +26,7 @@ import numpy as np
 
 from collapsebench.leaderboard.tracks import Board, Track
 from collapsebench.policies import CurationPolicy
+from collapsebench.runner import package_version
 from collapsebench.store import ResultsStore, canonical_json
 
 SCHEMA_VERSION = 1
@@ -111,29 +112,23 @@ def problems_with(
             f"the env settings differ from track {track.key}'s budget (run with the track's settings: "
             f"collapsebench leaderboard submit runs them for you); expected {track.env_config()}"
         )
-    length = track.generations + 1
+    length, expected = track.generations + 1, {*track.metrics(), track.headline_metric}
     for run in submission["runs"]:
         where = f"seed {run['seed']}"
-        if track.headline_metric not in run["metrics"]:
-            problems.append(f"{where}: no {track.headline_metric!r} (the track's headline metric)")
+        missing, unknown = expected - set(run["metrics"]), set(run["metrics"]) - expected
+        if missing or unknown:
+            problems.append(
+                f"{where}: metrics differ from the track's {sorted(expected)}: "
+                f"missing {sorted(missing)}, unexpected {sorted(unknown)}"
+            )
         for metric, values in run["metrics"].items():
             if len(values) != length:
                 problems.append(
                     f"{where}: {metric} has {len(values)} values; the track has {length} generations"
                 )
-            if not all(isinstance(value, int | float) and math.isfinite(value) for value in values):
-                bad = next(
-                    value for value in values if not (isinstance(value, int | float) and math.isfinite(value))
-                )
-                problems.append(f"{where}: {metric} has a non-finite value ({bad!r})")
-    expected = set(track.metrics())
-    for run in submission["runs"]:
-        missing, unknown = expected - set(run["metrics"]), set(run["metrics"]) - expected
-        if missing or unknown:
-            problems.append(
-                f"seed {run['seed']}: metrics differ from the track's {sorted(expected)}: "
-                f"missing {sorted(missing)}, unexpected {sorted(unknown)}"
-            )
+            bad = [value for value in values if not (isinstance(value, int | float) and math.isfinite(value))]
+            if bad:
+                problems.append(f"{where}: {metric} has a non-finite value ({bad[0]!r})")
     identity = agent_identity(submission)
     for path, other in (others or {}).items():
         try:
@@ -210,7 +205,7 @@ def make_submission(
             "label": policy.label,
             "policy": {"name": policy_name, "params": json.loads(canonical_json(policy_params))},
             "model": {"name": model_name, "params": json.loads(model_json)},
-            "code": code or f"collapsebench {_package_version()} baselines",
+            "code": code or f"collapsebench {package_version()} baselines",
         },
         "env": {"id": track.env_id, "config": track.env_config()},
         "seeds": sorted(int(seed) for seed in runs["seed"]),
@@ -233,12 +228,6 @@ def _json_number(value: float) -> float | str:
     return float(value) if math.isfinite(value) else repr(float(value))  # JSON has no nan/inf
 
 
-def _package_version() -> str:
-    from collapsebench import __version__
-
-    return __version__
-
-
 def provenance(wall_time_s: float, command: str) -> dict[str, Any]:
     def installed(name: str) -> str | None:
         try:
@@ -253,7 +242,7 @@ def provenance(wall_time_s: float, command: str) -> dict[str, Any]:
         if torch.cuda.is_available():
             hardware += f", {torch.cuda.get_device_name(0)}"
     return {
-        "package_version": _package_version(),
+        "package_version": package_version(),
         "git_commit": _git_commit(),
         "python": platform.python_version(),
         "numpy": np.__version__,

@@ -12,7 +12,7 @@ import functools
 import json
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,15 +87,12 @@ class Track:
 
 @functools.cache
 def _env_facts(env_id: str, env_kwargs: str) -> tuple[str, tuple[str, ...]]:
-    from collapsebench.policies import make_policy
     from collapsebench.registration import make
-    from collapsebench.runner import run_key
+    from collapsebench.runner import env_config
 
     env = make(env_id, **json.loads(env_kwargs))
     try:
-        unwrapped = env.unwrapped
-        config = run_key(unwrapped, env_id, make_policy("real-only"), 0).env_config  # type: ignore[arg-type]
-        return config, tuple(unwrapped.metrics)  # type: ignore[attr-defined]
+        return env_config(env.unwrapped), tuple(env.unwrapped.metrics)  # type: ignore[arg-type, attr-defined]
     finally:
         env.close()
 
@@ -144,7 +141,7 @@ def load_board(root: str | os.PathLike[str] = DEFAULT_ROOT, version: int | None 
     folder = folders[version]
     config = tomllib.loads((folder / "board.toml").read_text())
     references = _load_references(folder / "references.json")
-    tracks = []
+    tracks: list[Track] = []
     for entry in config.get("tracks", []):
         unknown = set(entry) - _TRACK_KEYS
         if unknown:
@@ -152,7 +149,7 @@ def load_board(root: str | os.PathLike[str] = DEFAULT_ROOT, version: int | None 
                 f"{folder / 'board.toml'}: track {entry.get('id')!r} has unknown keys {sorted(unknown)}"
             )
         track = Track(**{**entry, "env_params": dict(entry.get("env_params", {}))})
-        tracks.append(Track(**{**track.__dict__, "references": references.get(track.key)}))
+        tracks.append(replace(track, references=references.get(track.key)))
     if int(config["board_version"]) != version:
         raise ValueError(
             f"{folder / 'board.toml'} says board_version {config['board_version']}, its folder v{version}"
@@ -165,25 +162,11 @@ def _load_references(path: Path) -> dict[str, References]:
         return {}
     raw = json.loads(path.read_text())
     return {
-        key: References(
-            float(value["full_synthetic_area"]),
-            float(value["real_only_area"]),
-            str(value["command"]),
-            tuple(value.get("sources", ())),
-        )
-        for key, value in raw.items()
+        key: References(**{**value, "sources": tuple(value.get("sources", ()))}) for key, value in raw.items()
     }
 
 
 def write_references(board: Board, references: dict[str, References]) -> Path:
-    payload = {
-        key: {
-            "full_synthetic_area": value.full_synthetic_area,
-            "real_only_area": value.real_only_area,
-            "command": value.command,
-            "sources": list(value.sources),
-        }
-        for key, value in sorted(references.items())
-    }
+    payload = {key: asdict(value) for key, value in sorted(references.items())}
     board.references_path.write_text(json.dumps(payload, indent=2) + "\n")
     return board.references_path
