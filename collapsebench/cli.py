@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from collapsebench.leaderboard.cli import app as leaderboard_app
+from collapsebench.terminal import console
 
 app = typer.Typer(help="collapsebench: model collapse under iterative retraining.", no_args_is_help=True)
 app.add_typer(leaderboard_app, name="leaderboard")
-console = Console()
 
 StoreOption = Annotated[
     Path | None,
@@ -133,7 +133,6 @@ def run(
     ] = None,
 ) -> None:
     """Run one agent on one env for several seeds; results go to the store (finished runs are skipped)."""
-    import os
 
     import collapsebench as cb
     from collapsebench.datasets import DATA_ENV_VAR, CorruptDataError, MissingDataError

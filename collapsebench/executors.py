@@ -29,6 +29,11 @@ TaskT = TypeVar("TaskT")
 ResultT = TypeVar("ResultT")
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class Resources:
     """What one task needs. ``gpus=None``: one GPU if the task's model wants an accelerator and the
@@ -114,7 +119,7 @@ class LocalExecutor(Executor):
     crash_errors = (BrokenProcessPool,)
 
     def __init__(self, workers: int | None = None) -> None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cores = available_cores()
         self.workers = workers or cores
         self._threads = max(1, cores // self.workers)
         self._epoch = 0
@@ -179,9 +184,12 @@ class RayExecutor(Executor):
         )
         self._started_here = not ray.is_initialized()
         if self._started_here:
-            options: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
+            options: dict[str, Any] = {"logging_level": "WARNING"}
             if address is None:
-                options["num_cpus"] = workers or os.cpu_count()
+                # "local": a new instance even where `ray start` left a cluster on this machine (Ray
+                # would join that one, or fail on a stale address); settings only for what we start.
+                address = "local"
+                options.update(include_dashboard=False, num_cpus=workers or os.cpu_count())
             ray.init(address=address, **options)
         self._gpus_available = ray.cluster_resources().get("GPU", 0) > 0
         self._remote: dict[Callable[..., Any], Any] = {}

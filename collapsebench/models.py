@@ -36,7 +36,10 @@ class WeightedData:
     def __post_init__(self) -> None:
         if self.samples.shape[0] != self.weights.shape[0]:
             raise ValueError(f"{self.samples.shape[0]} samples but {self.weights.shape[0]} weights")
-        if self.weights.size == 0 or np.any(self.weights <= 0) or not np.isclose(self.weights.sum(), 1.0):
+        # np.isclose's tolerances without its per-call cost; written so that NaN fails too.
+        if self.weights.size == 0 or not (
+            self.weights.min() > 0 and abs(self.weights.sum() - 1.0) <= 1e-8 + 1e-5
+        ):
             raise ValueError("weights must be positive and sum to 1")
 
     def __len__(self) -> int:

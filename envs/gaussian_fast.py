@@ -17,18 +17,28 @@ Each loop is the sample path of one (env, policy) pair:
 ``"accumulate"``        ``Gaussian-accumulate-v0`` + accumulate  uniform over everything so far
 ======================  ======================================  =================================
 
+Speed: the normal and χ² draws are nearly all the cost, so lineages are cut into blocks of
+``LINEAGES_PER_STREAM``, each with its own random stream, and threads share the blocks (numpy's
+generators and ufuncs release the GIL). A result depends on ``seed`` only, never on ``workers``.
+
 (gymnasium's vector-env interface does not fit: its actions are per-item weights over a pool, and
 this path has no items, only statistics; the loop and λ play the part of the policy.)
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-LOOPS = ("replace", "mix", "fresh", "accumulate")
+from collapsebench.executors import available_cores
+
+LINEAGES_PER_STREAM = 1000
+GENERATIONS_PER_DRAW = 16  # a thread's draw buffers (16 generations × its blocks) stay in cache
 
 
 @dataclass(frozen=True)
@@ -73,54 +83,187 @@ def simulate_gaussian_lineages(
     std: float = 1.0,
     unbiased: bool = True,
     seed: int = 0,
+    workers: int | None = None,
 ) -> GaussianLineages:
-    """Simulate ``n_lineages`` independent lineages for generations 0..``generations`` (see module doc)."""
+    """Simulate ``n_lineages`` independent lineages for generations 0..``generations`` (see module doc)
+    on ``workers`` threads (default: one per available core)."""
     if loop not in LOOPS:
-        raise ValueError(f"loop must be one of {LOOPS}, got {loop!r}")
+        raise ValueError(f"loop must be one of {tuple(LOOPS)}, got {loop!r}")
     if not lam >= 0:
         raise ValueError(f"lam must be ≥ 0 (or inf), got {lam!r}")
     n, m = int(n_real), int(n_real if n_synthetic is None else n_synthetic)
     if n < 2 or m < 2:
         raise ValueError("n_real and n_synthetic must be at least 2")
-    rng = np.random.default_rng(seed)
-    size = (n_lineages,)
+    if n_lineages < 1 or generations < 0:
+        raise ValueError(f"need n_lineages ≥ 1 and generations ≥ 0, got {n_lineages} and {generations}")
+    n_blocks = -(-n_lineages // LINEAGES_PER_STREAM)
+    shape = (generations + 1, n_blocks * LINEAGES_PER_STREAM)
+    simulation = _Simulation(
+        LOOPS[loop], lam, n, m, float(mean), float(std), unbiased, np.empty(shape), np.empty(shape)
+    )
+    seeds = np.random.SeedSequence(seed).spawn(n_blocks)
+    streams = [np.random.Generator(np.random.SFC64(block_seed)) for block_seed in seeds]
+    shares = np.array_split(np.arange(n_blocks), min(n_blocks, workers or available_cores()))
+    with ThreadPoolExecutor(len(shares)) as threads:
+        for job in [threads.submit(simulation.run, streams[s[0] : s[-1] + 1], int(s[0])) for s in shares]:
+            job.result()
+    return GaussianLineages(
+        simulation.means[:, :n_lineages], simulation.stds[:, :n_lineages], float(mean), float(std)
+    )
+
+
+class _Fit(NamedTuple):
+    """Fitted mean and std of a set of lineages at one generation (views into the result)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+
+class _Group(NamedTuple):
+    """Mean and biased within-group variance of a group of draws, one per lineage."""
+
+    mean: np.ndarray
+    var: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Simulation:
+    """One call's numbers and result arrays; ``run`` fills the columns of consecutive blocks."""
+
+    loop: type[_Loop]
+    lam: float
+    n: int  # real items per generation
+    m: int  # synthetic items per generation
+    mean: float
+    std: float
+    unbiased: bool
+    means: np.ndarray
+    stds: np.ndarray
+
+    def run(self, streams: list[np.random.Generator], first_block: int) -> None:
+        blocks = slice(first_block, first_block + len(streams))
+        generations = self.means.shape[0] - 1
+        # This thread's columns as (generation, block, lineage in block) views: indexing is cheap.
+        means = self.means.reshape(generations + 1, -1, LINEAGES_PER_STREAM)[:, blocks]
+        stds = self.stds.reshape(generations + 1, -1, LINEAGES_PER_STREAM)[:, blocks]
+
+        real = self.group(streams, 1, self.n, self.mean, self.std)  # generation 0: the real set only
+        real = _Group(real.mean[0], real.var[0])
+        np.copyto(means[0], real.mean)
+        np.copyto(stds[0], self.finish(real.var, 1.0 / self.n))
+        loop = self.loop(self, real)
+        for start in range(1, generations + 1, GENERATIONS_PER_DRAW):
+            count = min(GENERATIONS_PER_DRAW, generations + 1 - start)
+            # Synthetic groups are drawn standard, N(0, 1), and scaled by each lineage's parent.
+            synthetic = loop.prepare(self.group(streams, count, self.m, 0.0, 1.0))
+            fresh = self.group(streams, count, self.n, self.mean, self.std) if loop.fresh_real else None
+            for step, t in enumerate(range(start, start + count)):
+                loop.advance(
+                    _Fit(means[t - 1], stds[t - 1]),
+                    _Group(synthetic.mean[step], synthetic.var[step]),
+                    None if fresh is None else _Group(fresh.mean[step], fresh.var[step]),
+                    _Fit(means[t], stds[t]),
+                )
 
     def group(
-        centre: np.ndarray | float, spread: np.ndarray | float, count: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and biased within-group variance of ``count`` draws of N(centre, spread²)."""
-        group_mean = centre + spread * rng.standard_normal(size) / np.sqrt(count)
-        group_var = spread**2 * 2.0 * rng.standard_gamma((count - 1) / 2, size) / count
-        return group_mean, group_var
+        self, streams: list[np.random.Generator], count: int, size: int, centre: float, spread: float
+    ) -> _Group:
+        """``count`` groups of ``size`` draws of N(centre, spread²) per lineage, from the laws of their
+        statistics: arrays of shape (count, blocks, lineages per block), each block from its stream."""
+        shape = (len(streams), count, LINEAGES_PER_STREAM)  # a stream fills a contiguous slab
+        means, variances = np.empty(shape), np.empty(shape)
+        for stream, mean_out, var_out in zip(streams, means, variances, strict=True):
+            stream.standard_normal(out=mean_out)
+            stream.standard_gamma((size - 1) / 2, out=var_out)  # scatter / (2 spread²) ~ Γ((size − 1)/2)
+        means *= spread / np.sqrt(size)
+        if centre != 0.0:  # a pass over memory saved for the standard synthetic groups
+            means += centre
+        variances *= 2.0 * spread**2 / size
+        return _Group(means.transpose(1, 0, 2), variances.transpose(1, 0, 2))
 
-    def finish(scatter: np.ndarray, sum_squared_weights: float) -> np.ndarray:
-        return np.sqrt(scatter / (1.0 - sum_squared_weights) if unbiased else scatter)
+    def finish(self, scatter: np.ndarray, sum_squared_weights: float) -> np.ndarray:
+        """The fitted std from a weighted scatter (Bessel-corrected for weights when ``unbiased``)."""
+        return np.sqrt(scatter / (1.0 - sum_squared_weights) if self.unbiased else scatter)
 
-    means = np.empty((generations + 1, n_lineages))
-    stds = np.empty((generations + 1, n_lineages))
-    real_mean, real_var = group(mean, std, n)  # generation 0 trains on the real set only
-    means[0], stds[0] = real_mean, finish(real_var, 1.0 / n)
-    total, running_mean, running_scatter = float(n), real_mean, n * real_var  # for ``accumulate``
-    real_mass = 0.0 if np.isinf(lam) else 1.0 / (1.0 + lam)
 
-    for t in range(1, generations + 1):
-        synthetic_mean, synthetic_var = group(means[t - 1], stds[t - 1], m)
-        if loop == "replace":
-            means[t], stds[t] = synthetic_mean, finish(synthetic_var, 1.0 / m)
-        elif loop == "accumulate":
-            # Chan et al.'s pairwise update of (count, mean, scatter); uniform weights over all items.
-            delta = synthetic_mean - running_mean
-            running_scatter = running_scatter + m * synthetic_var + delta**2 * total * m / (total + m)
-            running_mean = running_mean + delta * m / (total + m)
-            total += m
-            means[t], stds[t] = running_mean, finish(running_scatter / total, 1.0 / total)
-        else:  # mix or fresh: real mass R, synthetic mass S = 1 − R, uniform within each group
-            if loop == "fresh":
-                real_mean, real_var = group(mean, std, n)
-            synthetic_mass = 1.0 - real_mass
-            fitted = real_mass * real_mean + synthetic_mass * synthetic_mean
-            scatter = real_mass * (real_var + (real_mean - fitted) ** 2) + synthetic_mass * (
-                synthetic_var + (synthetic_mean - fitted) ** 2
-            )
-            means[t], stds[t] = fitted, finish(scatter, real_mass**2 / n + synthetic_mass**2 / m)
-    return GaussianLineages(means, stds, float(mean), float(std))
+class _Loop(ABC):
+    """One generation of a loop on a thread's lineages. ``advance`` writes ``out`` from ``parent``,
+    the parent's synthetic group drawn standard (scale it by the parent) and, when ``fresh_real``,
+    a new real group."""
+
+    fresh_real: ClassVar[bool] = False
+
+    def __init__(self, simulation: _Simulation, real: _Group) -> None:
+        self.simulation, self.real = simulation, real
+
+    def prepare(self, synthetic: _Group) -> _Group:
+        """Transform a chunk of standard synthetic groups once, before the per-generation ``advance``."""
+        return synthetic
+
+    @abstractmethod
+    def advance(self, parent: _Fit, synthetic: _Group, fresh: _Group | None, out: _Fit) -> None: ...
+
+
+class _Replace(_Loop):
+    def prepare(self, synthetic: _Group) -> _Group:
+        # The refit std is the parent's times sqrt(var / (1 − 1/m)): one factor per lineage, in place.
+        if self.simulation.unbiased:
+            synthetic.var[...] /= 1.0 - 1.0 / self.simulation.m
+        np.sqrt(synthetic.var, out=synthetic.var)
+        return synthetic
+
+    def advance(self, parent: _Fit, synthetic: _Group, fresh: _Group | None, out: _Fit) -> None:
+        np.multiply(synthetic.mean, parent.std, out=synthetic.mean)
+        np.add(parent.mean, synthetic.mean, out=out.mean)
+        np.multiply(parent.std, synthetic.var, out=out.std)
+
+
+class _Mix(_Loop):
+    """Real mass R = 1/(1 + λ), synthetic mass S = 1 − R, uniform within each group. With d = synthetic
+    mean − real mean, the weighted fit is mean = real mean + S·d, scatter = R·v_real + S·v_synth + R·S·d²."""
+
+    def __init__(self, simulation: _Simulation, real: _Group) -> None:
+        super().__init__(simulation, real)
+        self.real_mass = 0.0 if np.isinf(simulation.lam) else 1.0 / (1.0 + simulation.lam)
+        self.synthetic_mass = 1.0 - self.real_mass
+        self.sum_squared_weights = self.real_mass**2 / simulation.n + self.synthetic_mass**2 / simulation.m
+
+    def advance(self, parent: _Fit, synthetic: _Group, fresh: _Group | None, out: _Fit) -> None:
+        real = self.real if fresh is None else fresh
+        difference = parent.mean + parent.std * synthetic.mean - real.mean
+        np.add(real.mean, self.synthetic_mass * difference, out=out.mean)
+        scatter = (
+            self.real_mass * real.var
+            + self.synthetic_mass * parent.std**2 * synthetic.var
+            + self.real_mass * self.synthetic_mass * difference**2
+        )
+        np.copyto(out.std, self.simulation.finish(scatter, self.sum_squared_weights))
+
+
+class _Fresh(_Mix):
+    fresh_real = True
+
+
+class _Accumulate(_Loop):
+    """Chan et al.'s pairwise update of (count, mean, scatter); uniform weights over all items so far."""
+
+    def __init__(self, simulation: _Simulation, real: _Group) -> None:
+        super().__init__(simulation, real)
+        self.total, self.mean, self.scatter = float(simulation.n), real.mean.copy(), simulation.n * real.var
+
+    def advance(self, parent: _Fit, synthetic: _Group, fresh: _Group | None, out: _Fit) -> None:
+        m = self.simulation.m
+        delta = parent.mean + parent.std * synthetic.mean - self.mean
+        self.scatter += m * parent.std**2 * synthetic.var + delta**2 * (self.total * m / (self.total + m))
+        self.mean += delta * (m / (self.total + m))
+        self.total += m
+        np.copyto(out.mean, self.mean)
+        np.copyto(out.std, self.simulation.finish(self.scatter / self.total, 1.0 / self.total))
+
+
+LOOPS: dict[str, type[_Loop]] = {
+    "replace": _Replace,
+    "mix": _Mix,
+    "fresh": _Fresh,
+    "accumulate": _Accumulate,
+}

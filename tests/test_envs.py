@@ -10,6 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import collapsebench as cb
+from collapsebench.env import _uint32_words
 from collapsebench.pool import EMPTY, REAL
 
 from conftest import fast_model, rollout, tiny_overrides
@@ -137,6 +138,10 @@ def test_observation_marks_empty_slots():
 BAD_ACTIONS = {
     "wrong shape": (lambda cap: np.ones(cap + 1), r"shape \(500,\)"),
     "nan": (lambda cap: np.r_[np.nan, np.ones(cap - 1)], "NaN or infinite weights at slots \\[0\\]"),
+    "infinite": (
+        lambda cap: np.r_[np.ones(3), np.inf, -np.inf, np.ones(cap - 5)],
+        "NaN or infinite weights at slots \\[3, 4\\]",
+    ),
     "negative": (lambda cap: np.r_[-0.5, np.ones(cap - 1)], "negative weights at slots \\[0\\]"),
     "above one": (lambda cap: np.r_[2.0, np.ones(cap - 1)], "above 1"),
     "all on empty slots": (lambda cap: np.r_[np.zeros(200), np.ones(cap - 200)], "empty slots"),
@@ -166,6 +171,18 @@ def test_invalid_actions_raise_and_change_nothing(case):
     # And the lineage goes on exactly as if the bad action had never been sent.
     obs, *_ = env.step(good(obs))
     assert all(np.array_equal(obs[key], obs_ref[key]) for key in obs)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_random_streams_are_numpys_default_rng_of_root_seed_stream_and_index(seed):
+    # The env builds them from pre-split entropy words for speed; the bits must not change.
+    env = cb.make("Gaussian-mix-v0").unwrapped
+    env.reset(seed=seed)
+    for root in (env._root_seed, 5, 2**32, 2**63 - 1):
+        env._root_seed, env._root_words = root, _uint32_words(root)
+        for stream, index in [(1, 0), (3, 7), (6, 2**32 + 5)]:
+            expected = np.random.default_rng([root, stream, index]).bit_generator.state
+            assert env._rng(stream, index).bit_generator.state == expected
 
 
 def test_weight_on_empty_slots_is_ignored_when_valid_items_have_weight():

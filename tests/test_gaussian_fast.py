@@ -69,8 +69,24 @@ def test_lambda_extremes_are_the_pure_loops():
     assert np.allclose(synthetic.std, replace.std)  # same draws, same law
 
 
+def test_result_depends_on_the_seed_not_on_the_thread_count():
+    # 2,500 lineages: two full blocks of random streams and a partial one.
+    one_thread = simulate_gaussian_lineages(2500, 40, "fresh", lam=0.5, seed=7, workers=1)
+    three_threads = simulate_gaussian_lineages(2500, 40, "fresh", lam=0.5, seed=7, workers=3)
+    assert one_thread.mean.shape == (41, 2500)
+    assert np.array_equal(one_thread.mean, three_threads.mean)
+    assert np.array_equal(one_thread.std, three_threads.std)
+    other_seed = simulate_gaussian_lineages(2500, 40, "fresh", lam=0.5, seed=8, workers=3)
+    assert not np.array_equal(one_thread.std, other_seed.std)
+    assert len(np.unique(one_thread.std[-1])) == 2500  # no two lineages share a stream
+
+
 def test_tidy_frame_and_validation():
     frame = simulate_gaussian_lineages(3, 2, "mix").to_frame()
     assert len(frame) == 3 * 3 * 2 and set(frame["metric"]) == {"std_ratio", "w2_to_truth"}
     with pytest.raises(ValueError, match="loop must be"):
         simulate_gaussian_lineages(3, 2, "swap")
+    with pytest.raises(ValueError, match="n_lineages ≥ 1"):
+        simulate_gaussian_lineages(0, 2, "mix")
+    only_the_real_fit = simulate_gaussian_lineages(5, 0, "replace")
+    assert only_the_real_fit.std.shape == (1, 5)

@@ -111,4 +111,8 @@ def test_weighted_data_validates(rng):
         WeightedData(np.zeros((3, 1)), np.array([0.5, 0.5, 0.5]))
     with pytest.raises(ValueError, match="3 samples but 2 weights"):
         WeightedData(np.zeros((3, 1)), np.array([0.5, 0.5]))
+    for bad in ([0.5, 0.5, 0.0], [1.5, -0.5, 0.0], [np.nan, 0.5, 0.5], [1.0, np.nan, np.nan]):
+        with pytest.raises(ValueError, match="positive and sum to 1"):
+            WeightedData(np.zeros((3, 1)), np.array(bad))
+    assert len(WeightedData(np.zeros((2, 1)), np.array([0.5, 0.5 + 5e-6]))) == 2  # within tolerance
     assert WeightedData(np.zeros((4, 1)), np.full(4, 0.25)).effective_size == pytest.approx(4)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -317,26 +321,55 @@ def _loopback_namespace_available() -> bool:
     return os.geteuid() == 0 and shutil.which("ip") is not None
 
 
+RAY_PORT = 6391
+# A cluster started with `ray start` authenticates clients by token; one joining it by address says
+# so (RAY_AUTH_MODE) and shows the token, as on a real cluster. No usage statistics are sent.
+RAY_ENVIRONMENT = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "token",
+    "RAY_AUTH_TOKEN": secrets.token_hex(32),
+}
+
+
 @pytest.mark.skipif(not _loopback_namespace_available(), reason="needs root and iproute2 for a netns")
-def test_the_ray_backend_in_a_loopback_only_namespace_matches_local(tmp_path):
+@pytest.mark.parametrize("cluster", ["started by the sweep", "joined with --address"])
+def test_the_ray_backend_in_a_loopback_only_namespace_matches_local(tmp_path, cluster):
     pytest.importorskip("ray")
     config = _write_config(tmp_path, generations=20)
     subprocess.run(_sweep_command(config, tmp_path / "local.sqlite", "--backend", "inline"), check=True)
 
+    store = tmp_path / "ray.sqlite"
+    sweep = shlex.join(
+        _sweep_command(config, store, "--backend", "ray", "--chunk-seconds", "0", "--no-progress")
+    )
+    ray = shlex.quote(str(Path(sys.executable).parent / "ray"))
+    if cluster == "started by the sweep":
+        script = f"{sweep} --workers 2"
+    else:  # an existing cluster, as on a real one: `ray start` first, the sweep joins by address
+        script = (
+            f"{ray} start --head --node-ip-address 127.0.0.1 --port {RAY_PORT} --num-cpus 2 "
+            "--include-dashboard false --disable-usage-stats > /dev/null "
+            f"&& {sweep} --address 127.0.0.1:{RAY_PORT}"
+        )
     namespace = f"cb-ray-{os.getpid()}"
+    # Ray's files (sessions, the current-cluster address) in a short folder of their own, not /tmp/ray.
+    ray_files = tempfile.mkdtemp(prefix="cb-ray-")
     subprocess.run(["ip", "netns", "add", namespace], check=True)
     try:
         subprocess.run(["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"], check=True)
-        environment = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-        command = _sweep_command(
-            config, tmp_path / "ray.sqlite", "--backend", "ray", "--workers", "2", "--chunk-seconds", "0"
-        )
         result = subprocess.run(
-            ["ip", "netns", "exec", namespace, *command, "--no-progress"],
-            env=environment, capture_output=True, text=True, timeout=300,
+            ["ip", "netns", "exec", namespace, "bash", "-c", script],
+            env={**os.environ, **RAY_ENVIRONMENT, "RAY_TMPDIR": ray_files}, capture_output=True,
+            text=True, timeout=300,
         )  # fmt: skip
     finally:
+        # Whatever still runs in the namespace is this test's (a started cluster): stop exactly that.
+        pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True)
+        for pid in pids.stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
         subprocess.run(["ip", "netns", "delete", namespace], check=False)
+        shutil.rmtree(ray_files, ignore_errors=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 run, 0 failed" in result.stdout
     pd.testing.assert_frame_equal(stored(tmp_path / "ray.sqlite"), stored(tmp_path / "local.sqlite"))

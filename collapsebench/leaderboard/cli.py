@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from collapsebench.leaderboard.tracks import DEFAULT_ROOT, Board, Track, load_board
+from collapsebench.terminal import console
 
 app = typer.Typer(
     help="The leaderboard: submissions, verification, the rendered board.", no_args_is_help=True
 )
-console = Console()
 
 RootOption = Annotated[Path, typer.Option("--root", help="the leaderboard folder (boards/, submissions/)")]
 
