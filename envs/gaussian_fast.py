@@ -96,6 +96,8 @@ def simulate_gaussian_lineages(
         raise ValueError("n_real and n_synthetic must be at least 2")
     if n_lineages < 1 or generations < 0:
         raise ValueError(f"need n_lineages ≥ 1 and generations ≥ 0, got {n_lineages} and {generations}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1 (or None: one per core), got {workers}")
     n_blocks = -(-n_lineages // LINEAGES_PER_STREAM)
     shape = (generations + 1, n_blocks * LINEAGES_PER_STREAM)
     simulation = _Simulation(
@@ -103,7 +105,9 @@ def simulate_gaussian_lineages(
     )
     seeds = np.random.SeedSequence(seed).spawn(n_blocks)
     streams = [np.random.Generator(np.random.SFC64(block_seed)) for block_seed in seeds]
-    shares = np.array_split(np.arange(n_blocks), min(n_blocks, workers or available_cores()))
+    shares = np.array_split(
+        np.arange(n_blocks), min(n_blocks, available_cores() if workers is None else workers)
+    )
     with ThreadPoolExecutor(len(shares)) as threads:
         for job in [threads.submit(simulation.run, streams[s[0] : s[-1] + 1], int(s[0])) for s in shares]:
             job.result()

@@ -88,5 +88,7 @@ def test_tidy_frame_and_validation():
         simulate_gaussian_lineages(3, 2, "swap")
     with pytest.raises(ValueError, match="n_lineages ≥ 1"):
         simulate_gaussian_lineages(0, 2, "mix")
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        simulate_gaussian_lineages(3, 2, "mix", workers=0)
     only_the_real_fit = simulate_gaussian_lineages(5, 0, "replace")
     assert only_the_real_fit.std.shape == (1, 5)
