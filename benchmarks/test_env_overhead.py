@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -15,6 +16,7 @@ import collapsebench as cb
 import collapsebench.env as env_module
 from collapsebench.demo import run_demo
 from collapsebench.models import MODELS
+from collapsebench.policies import CurationPolicy
 
 
 class Stopwatch:
@@ -32,6 +34,17 @@ class Stopwatch:
         return timed
 
 
+def episode_actions(env: gym.Env, policy: CurationPolicy) -> list[np.ndarray]:
+    """The policy's actions over one episode of seed 0, computed beforehand: the policy's time is the
+    agent's, not the env's."""
+    actions = []
+    obs, _ = env.reset(seed=0)
+    for _ in range(env.unwrapped.generations + 1):
+        actions.append(policy(obs))
+        obs, *_ = env.step(actions[-1])
+    return actions
+
+
 @pytest.mark.parametrize("env_id", ["Gaussian-mix-v0", "GMM2D-mix-v0"])  # the cheapest; a typical one
 def test_env_bookkeeping_overhead(benchmark, monkeypatch, report, env_id):
     benchmark.group = f"env bookkeeping: {env_id}"
@@ -41,11 +54,7 @@ def test_env_bookkeeping_overhead(benchmark, monkeypatch, report, env_id):
     monkeypatch.setattr(model_class, "fit", inside.wrap(model_class.fit))
     monkeypatch.setattr(model_class, "sample", inside.wrap(model_class.sample))
     monkeypatch.setattr(env_module, "score", inside.wrap(env_module.score))
-    actions = []
-    obs, _ = env.reset(seed=0)
-    for _ in range(env.unwrapped.generations + 1):  # the policy's time is the agent's: precompute actions
-        actions.append(policy(obs))
-        obs, *_ = env.step(actions[-1])
+    actions = episode_actions(env, policy)
 
     fractions: list[float] = []
     outside_seconds: list[float] = []
@@ -77,11 +86,7 @@ def test_env_bookkeeping_alone(benchmark, monkeypatch, report):
     costs per step on warm caches, in absolute terms."""
     benchmark.group = "env bookkeeping alone: Gaussian-mix-v0"
     env, policy = cb.make("Gaussian-mix-v0"), cb.make_policy("lambda-mix", lam=0.5)
-    actions = []
-    obs, _ = env.reset(seed=0)
-    for _ in range(env.unwrapped.generations + 1):
-        actions.append(policy(obs))
-        obs, *_ = env.step(actions[-1])
+    actions = episode_actions(env, policy)
     samples = env.unwrapped.model.sample(env.unwrapped.n_eval, np.random.default_rng(0))
     metrics = {name: 0.0 for name in env.unwrapped.metrics}
     model_class = MODELS.get(env.unwrapped.model_name)

@@ -207,6 +207,11 @@ class _Loop(ABC):
     @abstractmethod
     def advance(self, parent: _Fit, synthetic: _Group, fresh: _Group | None, out: _Fit) -> None: ...
 
+    @staticmethod
+    def drawn_from(parent: _Fit, synthetic: _Group) -> _Group:
+        """A standard synthetic group as drawn from the parent, N(parent mean, parent std²)."""
+        return _Group(parent.mean + parent.std * synthetic.mean, parent.std**2 * synthetic.var)
+
 
 class _Replace(_Loop):
     def prepare(self, synthetic: _Group) -> _Group:
@@ -234,11 +239,12 @@ class _Mix(_Loop):
 
     def advance(self, parent: _Fit, synthetic: _Group, fresh: _Group | None, out: _Fit) -> None:
         real = self.real if fresh is None else fresh
-        difference = parent.mean + parent.std * synthetic.mean - real.mean
+        synthetic = self.drawn_from(parent, synthetic)
+        difference = synthetic.mean - real.mean
         np.add(real.mean, self.synthetic_mass * difference, out=out.mean)
         scatter = (
             self.real_mass * real.var
-            + self.synthetic_mass * parent.std**2 * synthetic.var
+            + self.synthetic_mass * synthetic.var
             + self.real_mass * self.synthetic_mass * difference**2
         )
         np.copyto(out.std, self.simulation.finish(scatter, self.sum_squared_weights))
@@ -257,8 +263,9 @@ class _Accumulate(_Loop):
 
     def advance(self, parent: _Fit, synthetic: _Group, fresh: _Group | None, out: _Fit) -> None:
         m = self.simulation.m
-        delta = parent.mean + parent.std * synthetic.mean - self.mean
-        self.scatter += m * parent.std**2 * synthetic.var + delta**2 * (self.total * m / (self.total + m))
+        synthetic = self.drawn_from(parent, synthetic)
+        delta = synthetic.mean - self.mean
+        self.scatter += m * synthetic.var + delta**2 * (self.total * m / (self.total + m))
         self.mean += delta * (m / (self.total + m))
         self.total += m
         np.copyto(out.mean, self.mean)
