@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[test,ray]"
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[test,ray,dinov2]"
 	touch $(STAMP)
 
 setup: $(STAMP)

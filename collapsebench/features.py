@@ -8,6 +8,10 @@ Fréchet distance and precision/recall/density/coverage on images are computed o
   (MNIST itself cannot ship here, so neither can these weights).
 - ``inception-v3``: Inception-v3 pool3 (2048-d), the standard FID network, through torch-fidelity
   (the ``[fid]`` extra), from the converted TensorFlow weights in a local file.
+- ``dinov2-vits14`` / ``dinov2-vitb14`` / ``dinov2-vitl14``: the DINOv2 class token (384/768/1024-d),
+  through transformers (the ``[dinov2]`` extra), from the Hugging Face ``model.safetensors`` in a local
+  file. ``dinov2-vitl14`` is FD_DINOv2's network (Stein et al., 2023, "Exposing flaws of generative
+  model evaluation metrics").
 
 Weights are never fetched. Each entry of ``WEIGHTS`` names its file, its sha256 (or the published
 prefix of it), where to put it, and an environment variable that may point at it; a file whose hash
@@ -19,13 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from importlib import resources
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -108,6 +113,16 @@ WEIGHTS: dict[str, WeightsFile] = {
             "6726825d",  # the published sha256 prefix (the file name carries it, torch.hub style)
             "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
             "weights-inception-2015-12-05-6726825d.pth (TensorFlow's FID Inception, converted)",
+        ),
+        *(
+            WeightsFile(
+                f"dinov2-vit{size}14",
+                f"dinov2-{repo}.safetensors",
+                None,  # no published hash to check against: the file's sha256 is recorded with every run
+                f"https://huggingface.co/facebook/dinov2-{repo}/resolve/main/model.safetensors "
+                f"(saved as dinov2-{repo}.safetensors)",
+            )
+            for size, repo in (("s", "small"), ("b", "base"), ("l", "large"))
         ),
     )
 }
@@ -281,6 +296,101 @@ class InceptionFeatures(FeatureExtractor):
             batch = batch.expand(-1, 3, -1, -1)  # grey images (MNIST) as RGB
         (features,) = network(batch)
         return features
+
+
+class DINOv2Features(FeatureExtractor):
+    """The DINOv2 class token after the final layer norm, preprocessed as FD_DINOv2 does: RGB (grey
+    repeated), bicubic resize to ``resolution``² clamped to [0, 1] as an 8-bit resize would be, ImageNet
+    mean/std; float32 network, float64 statistics. The weights file is the Hugging Face checkpoint,
+    read by transformers from safetensors (no code in weights), every key accounted for."""
+
+    batch_size = 100
+    resolution = 224
+    weights: str
+    architecture: ClassVar[dict[str, Any]]  # transformers' Dinov2Config fields, as in the hub's config
+
+    def load_network(self) -> tuple[Any, str]:
+        try:
+            import torch
+            from transformers import Dinov2Config, Dinov2Model
+        except ImportError as error:
+            raise ImportError(
+                f"{self.name} features need transformers: pip install -c constraints.txt -e '.[dinov2]' "
+                f"({error})"
+            ) from error
+        path, digest = WEIGHTS[self.weights].verified_path()
+        # transformers reads a checkpoint folder (config + weights) and owns the renaming of the hub's
+        # keys across its versions: give it one, around the verified file.
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "config.json").write_text(Dinov2Config(**self.architecture).to_json_string())
+            (Path(folder) / "model.safetensors").symlink_to(path.resolve())
+            try:
+                network, loading = Dinov2Model.from_pretrained(
+                    folder, local_files_only=True, output_loading_info=True, dtype=torch.float32
+                )
+            except Exception as error:  # safetensors and transformers raise many kinds
+                raise WeightsError(f"{path} is not a {self.name} checkpoint: {error}") from error
+        # The mask token is only used for masked training; everything else must come from the file.
+        missing = set(loading["missing_keys"]) - {"embeddings.mask_token"}
+        problems = {"missing": missing, **{k: loading[k] for k in ("unexpected_keys", "mismatched_keys")}}
+        if any(problems.values()):
+            raise WeightsError(
+                f"{path} is not a {self.name} checkpoint: "
+                + "; ".join(f"{kind} {sorted(map(str, keys))[:5]}" for kind, keys in problems.items() if keys)
+            )
+        return network.eval().to(self.device), digest
+
+    def libraries(self) -> str:
+        return _versions("torch", "transformers")
+
+    def embed(self, network: Any, batch: Any) -> Any:
+        import torch.nn.functional as F
+
+        images = batch.float() / 255.0
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)  # grey images (Digits, MNIST) as RGB
+        images = F.interpolate(
+            images, size=(self.resolution, self.resolution), mode="bicubic", antialias=True
+        ).clamp_(0.0, 1.0)
+        mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        return network(pixel_values=(images - mean) / std).pooler_output
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _vit14(hidden_size: int, layers: int, heads: int) -> dict[str, Any]:
+    """A DINOv2 ViT-*/14 as the hub's config.json describes it."""
+    return {
+        "hidden_size": hidden_size,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "patch_size": 14,
+        "image_size": 518,  # the position embeddings' grid (37×37); interpolated for 224×224 inputs
+        "mlp_ratio": 4,
+    }
+
+
+@FEATURES.register("dinov2-vits14")
+class DINOv2SmallFeatures(DINOv2Features):
+    name = weights = "dinov2-vits14"
+    architecture = _vit14(384, layers=12, heads=6)
+
+
+@FEATURES.register("dinov2-vitb14")
+class DINOv2BaseFeatures(DINOv2Features):
+    name = weights = "dinov2-vitb14"
+    architecture = _vit14(768, layers=12, heads=12)
+
+
+@FEATURES.register("dinov2-vitl14")
+class DINOv2LargeFeatures(DINOv2Features):
+    """FD_DINOv2's network."""
+
+    name = weights = "dinov2-vitl14"
+    architecture = _vit14(1024, layers=24, heads=16)
 
 
 # ---------------------------------------------------------------------------------------- real cache
