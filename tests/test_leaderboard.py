@@ -270,6 +270,47 @@ def test_a_new_board_never_mixes_in_or_rewrites_the_old_one(root):
     assert (root / "boards" / "v1" / "rendered" / "README.md").read_text() == archived
 
 
+def test_a_new_board_that_keeps_a_track_version_shows_its_entries(root):
+    write_board(root, version=2, track_version=1)  # the same protocol, on a new board
+    shutil.copy(root / "boards" / "v1" / "references.json", root / "boards" / "v2" / "references.json")
+    build(root)
+    current = (root / "README.md").read_text()
+    assert "board v2" in current and "| real-only |" in current and "gaussian-tiny/v1" in current
+
+
+def test_a_kept_track_version_with_another_setting_is_refused(root):
+    write_board(root, version=2, track_version=1)
+    toml = root / "boards" / "v2" / "board.toml"
+    toml.write_text(toml.read_text().replace("generations = 3", "generations = 4"))
+    with pytest.raises(ValueError, match=r"gaussian-tiny/v1 differs from board v1's in generations"):
+        load_board(root)
+    code, output = cli("leaderboard", "build", "--root", str(root))
+    assert code != 0 and "a changed setting makes a new track version" in output
+
+
+def test_a_track_may_name_the_baseline_that_scores_0(root):
+    toml = root / "boards" / "v1" / "board.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            "collapse_threshold", 'collapsed_reference = "newest-only"\ncollapse_threshold'
+        )
+    )
+    code, output = cli(
+        "leaderboard", "baselines", "--root", str(root), "--seeds", "0-4", "--backend", "inline",
+        "--store", str(root / "runs.sqlite"), "--no-progress",
+    )  # fmt: skip
+    assert code == 0, output
+    (track,) = load_board(root).tracks
+    assert track.references.sources == ("newest-only.json", "real-only.json")
+    build(root)
+    assert "Reference areas: newest-only " in (root / "README.md").read_text()
+
+    toml.write_text(toml.read_text().replace('"newest-only"', '"oldest-only"'))
+    code, output = cli("leaderboard", "baselines", "--root", str(root), "--store", str(root / "runs.sqlite"))
+    message = re.sub(r"[\s│]+", " ", output)  # unwrapped from the error box
+    assert code == 2 and "collapsed_reference 'oldest-only' is not a baseline agent" in message
+
+
 # ------------------------------------------------------------------ the page in a real browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER_FLAGS = [
@@ -334,7 +375,7 @@ def test_the_checked_in_board_is_valid_complete_and_current():
         assert {"full-synthetic", "real-only", "lambda-mix(lam=0.5)"} <= labels, track.key
         assert track.references is not None and "leaderboard baselines" in track.references.command
         by_label = {entry.label: entry for entry in entries}
-        assert by_label["full-synthetic"].score.value == pytest.approx(0.0, abs=1e-12)
+        assert by_label[track.collapsed_reference].score.value == pytest.approx(0.0, abs=1e-12)
         assert by_label["real-only"].score.value == pytest.approx(1.0)
         assert all(entry.verified for entry in entries), "run leaderboard/make_baselines.sh again"
     digests = {file_digest(path) for path in submissions}

@@ -197,7 +197,7 @@ def baselines(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run every baseline agent on the board's tracks, write their submissions, and derive each
-    track's reference areas (full-synthetic = 0, real-only = 1) from them."""
+    track's reference areas (its collapsed reference = 0, real-only = 1) from them."""
     from collapsebench.leaderboard.board import reference_areas
     from collapsebench.leaderboard.submission import make_submission
     from collapsebench.leaderboard.tracks import write_references
@@ -230,18 +230,24 @@ def baselines(
             "agents": BASELINE_AGENTS,
         }
         cells = cells_from_config(config, source=f"the baselines of {chosen.key}")
+        agents = {policy.label: policy for policy in (cell.build_policy() for cell in cells)}
+        if chosen.collapsed_reference not in agents:
+            raise typer.BadParameter(
+                f"track {chosen.key}'s collapsed_reference {chosen.collapsed_reference!r} is not a baseline "
+                f"agent; baselines: {', '.join(agents)}",
+                param_hint="board.toml",
+            )
         report = sweep(cells, results, backend=backend, workers=workers, progress=progress)
         if not report.ok:
             for failure in report.failures:
                 console.print(f"[red]failed[/] {failure.cell.label}: {failure.error}")
             raise typer.Exit(1)
         written = {}
-        agents = {policy.label: policy for policy in (cell.build_policy() for cell in cells)}
         for label, agent in agents.items():
             written[label] = _write(make_submission(results, chosen, agent, command=command), root, chosen)
             console.print(f"wrote {written[label]}")
         references[chosen.key] = reference_areas(
-            chosen, written["full-synthetic"], written["real-only"], command
+            chosen, written[chosen.collapsed_reference], written["real-only"], command
         )
     console.print(f"wrote {write_references(board, references)}")
 

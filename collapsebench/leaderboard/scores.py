@@ -1,13 +1,13 @@
 """Leaderboard statistics: collapse scores per seed, and their aggregation over seeds.
 
 Per run (one seed): the area under the headline metric's curve over generations 0..T (trapezoid,
-divided by T: the curve's mean height), normalized with the track's reference areas so that the
-``full-synthetic`` baseline scores 0 and ``real-only`` 1:
+divided by T: the curve's mean height), normalized with the track's reference areas so that its
+collapsed reference (``full-synthetic``, or the baseline the track names) scores 0 and ``real-only`` 1:
 
-    score = (A_full_synthetic − A) / (A_full_synthetic − A_real_only)
+    score = (A_collapsed − A) / (A_collapsed − A_real_only)
 
-which needs no sign convention: it is 1 for the real-only curve and 0 for the fully synthetic one
-whether the metric falls or rises with quality. Also the final generation's value, and the
+which needs no sign convention: it is 1 for the real-only curve and 0 for the collapsed one whether
+the metric falls or rises with quality. Also the final generation's value, and the
 generations until collapse: the first generation whose value crosses the track's threshold (T + 1
 when it never does).
 
@@ -37,16 +37,14 @@ def curve_area(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return np.trapezoid(values, axis=-1) / (values.shape[-1] - 1)
 
 
-def normalized_score(
-    area: np.ndarray | float, full_synthetic_area: float, real_only_area: float
-) -> np.ndarray:
-    span = full_synthetic_area - real_only_area
+def normalized_score(area: np.ndarray | float, collapsed_area: float, real_only_area: float) -> np.ndarray:
+    span = collapsed_area - real_only_area
     if not np.isfinite(span) or span == 0:
         raise ValueError(
-            f"the reference areas must differ (full-synthetic {full_synthetic_area}, real-only "
-            f"{real_only_area}): the track's headline metric does not separate the two baselines"
+            f"the reference areas must differ (collapsed {collapsed_area}, real-only {real_only_area}): "
+            "the track's headline metric does not separate the two baselines"
         )
-    return (full_synthetic_area - np.asarray(area, dtype=np.float64)) / span
+    return (collapsed_area - np.asarray(area, dtype=np.float64)) / span
 
 
 def generations_until_collapse(values: np.ndarray, threshold: float, higher_is_better: bool) -> np.ndarray:

@@ -31,15 +31,17 @@ _TRACK_KEYS = {
     "collapse_threshold",
     "verify_rtol",
     "verify_atol",
+    "collapsed_reference",
     "description",
 }
 
 
 @dataclass(frozen=True)
 class References:
-    """The reference areas of a track version, from the project's own baseline submissions."""
+    """The reference areas of a track version, from the project's own baseline submissions: the
+    track's collapsed reference (score 0) and real-only (score 1)."""
 
-    full_synthetic_area: float
+    collapsed_area: float
     real_only_area: float
     command: str  # what produced them
     sources: tuple[str, ...] = ()  # the baseline submission files they were computed from
@@ -59,6 +61,9 @@ class Track:
     env_params: dict[str, Any] = field(default_factory=dict)
     verify_rtol: float = 1e-7
     verify_atol: float = 1e-9
+    # The baseline that scores 0: the loop that collapses on this track's pool. On a pool that keeps
+    # every generation, full-synthetic data barely drift, and replacing (newest-only) is the collapse.
+    collapsed_reference: str = "full-synthetic"
     description: str = ""
     references: References | None = None
 
@@ -139,31 +144,57 @@ def load_board(root: str | os.PathLike[str] = DEFAULT_ROOT, version: int | None 
     if version not in folders:
         raise KeyError(f"no board v{version}; boards: {', '.join(f'v{v}' for v in sorted(folders))}")
     folder = folders[version]
-    config = tomllib.loads((folder / "board.toml").read_text())
-    references = _load_references(folder / "references.json")
-    tracks: list[Track] = []
-    for entry in config.get("tracks", []):
-        unknown = set(entry) - _TRACK_KEYS
-        if unknown:
-            raise ValueError(
-                f"{folder / 'board.toml'}: track {entry.get('id')!r} has unknown keys {sorted(unknown)}"
-            )
-        track = Track(**{**entry, "env_params": dict(entry.get("env_params", {}))})
-        tracks.append(replace(track, references=references.get(track.key)))
+    config, tracks = _read_board_file(folder / "board.toml")
     if int(config["board_version"]) != version:
         raise ValueError(
             f"{folder / 'board.toml'} says board_version {config['board_version']}, its folder v{version}"
         )
+    _check_kept_tracks(tracks, {v: f for v, f in folders.items() if v != version})
+    references = _load_references(folder / "references.json")
+    tracks = [replace(track, references=references.get(track.key)) for track in tracks]
     return Board(version, int(config["schema_version"]), tuple(tracks), folder, config.get("description", ""))
+
+
+def _read_board_file(path: Path) -> tuple[dict[str, Any], list[Track]]:
+    config = tomllib.loads(path.read_text())
+    tracks: list[Track] = []
+    for entry in config.get("tracks", []):
+        unknown = set(entry) - _TRACK_KEYS
+        if unknown:
+            raise ValueError(f"{path}: track {entry.get('id')!r} has unknown keys {sorted(unknown)}")
+        tracks.append(Track(**{**entry, "env_params": dict(entry.get("env_params", {}))}))
+    return config, tracks
+
+
+def _check_kept_tracks(tracks: list[Track], other_boards: dict[int, Path]) -> None:
+    """A track version that several boards keep is one protocol (its entries count on each): every
+    setting must agree; only the wording may differ."""
+    for other_version, folder in sorted(other_boards.items()):
+        theirs = {track.key: track for track in _read_board_file(folder / "board.toml")[1]}
+        for track in tracks:
+            if track.key not in theirs:
+                continue
+            mine, other = asdict(track), asdict(theirs[track.key])
+            differing = sorted(
+                k for k in mine if k not in ("description", "references") and mine[k] != other[k]
+            )
+            if differing:
+                raise ValueError(
+                    f"track {track.key} differs from board v{other_version}'s in {', '.join(differing)}: "
+                    "a changed setting makes a new track version"
+                )
 
 
 def _load_references(path: Path) -> dict[str, References]:
     if not path.exists():
         return {}
     raw = json.loads(path.read_text())
-    return {
-        key: References(**{**value, "sources": tuple(value.get("sources", ()))}) for key, value in raw.items()
-    }
+    references = {}
+    for key, value in raw.items():
+        if "full_synthetic_area" in value:  # board v1's files, archived as written
+            value = {"collapsed_area": value.pop("full_synthetic_area"), **value}
+        references[key] = References(**{**value, "sources": tuple(value.get("sources", ()))})
+    return references
 
 
 def write_references(board: Board, references: dict[str, References]) -> Path:
