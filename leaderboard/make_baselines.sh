@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The exact commands behind the board's baseline entries and its reference areas (score 0 and 1):
 # every baseline agent on every CPU track, then a re-run check of each entry, then the board.
-# Run from the repository root:  bash leaderboard/make_baselines.sh   (≈ 15 min on 2 cores)
+# Run from the repository root:  bash leaderboard/make_baselines.sh   (≈ 50 min on 2 cores)
 set -euo pipefail
 store="${1:-results/leaderboard.sqlite}"
 # The project's virtual environment (make test / make demo) when there is one, else collapsebench on PATH.
 collapsebench() { if [ -x .venv/bin/collapsebench ]; then .venv/bin/collapsebench "$@"; else command collapsebench "$@"; fi; }
 collapsebench leaderboard baselines --track gaussian-mix --seeds 0-9 --store "$store" --no-progress
 collapsebench leaderboard baselines --track gmm2d-mix --seeds 0-4 --store "$store" --no-progress
+collapsebench leaderboard baselines --track gaussian-accumulate --seeds 0-9 --store "$store" --no-progress
+collapsebench leaderboard baselines --track gmm2d-accumulate --seeds 0-4 --store "$store" --no-progress
 for file in leaderboard/submissions/*/*.json; do
     collapsebench leaderboard verify "$file"
 done
