@@ -192,9 +192,15 @@ class FeatureExtractor(ABC):
         network, out = self.network, []
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
-                batch = torch.from_numpy(images[start : start + self.batch_size]).to(self.device)
-                out.append(self.embed(network, batch).double().cpu().numpy())
+                batch = self.preprocess(images[start : start + self.batch_size])
+                out.append(
+                    self.embed(network, torch.from_numpy(batch).to(self.device)).double().cpu().numpy()
+                )
         return np.concatenate(out) if out else np.zeros((0, 0))
+
+    def preprocess(self, images: np.ndarray) -> np.ndarray:
+        """A uint8 batch on the CPU, before it goes to the device (default: as it is)."""
+        return images
 
     @abstractmethod
     def embed(self, network: Any, batch: Any) -> Any:
@@ -299,10 +305,11 @@ class InceptionFeatures(FeatureExtractor):
 
 
 class DINOv2Features(FeatureExtractor):
-    """The DINOv2 class token after the final layer norm, preprocessed as FD_DINOv2 does: RGB (grey
-    repeated), bicubic resize to ``resolution``² clamped to [0, 1] as an 8-bit resize would be, ImageNet
-    mean/std; float32 network, float64 statistics. The weights file is the Hugging Face checkpoint,
-    read by transformers from safetensors (no code in weights), every key accounted for."""
+    """The DINOv2 class token after the final layer norm, with FD_DINOv2's preprocessing (dgm-eval,
+    Stein et al. 2023): RGB (grey repeated), PIL's bicubic resize of the 8-bit image to
+    ``resolution``², ImageNet mean/std; float32 network, float64 statistics. The weights file is the
+    Hugging Face checkpoint, read by transformers from safetensors (no code in weights), every key
+    accounted for."""
 
     batch_size = 100
     resolution = 224
@@ -341,17 +348,25 @@ class DINOv2Features(FeatureExtractor):
         return network.eval().to(self.device), digest
 
     def libraries(self) -> str:
-        return _versions("torch", "transformers")
+        return _versions("torch", "transformers", "pillow")
+
+    def preprocess(self, images: np.ndarray) -> np.ndarray:
+        from PIL import Image
+
+        if images.shape[1] == 1:
+            images = np.repeat(images, 3, axis=1)  # grey images (Digits, MNIST) as RGB
+        size = (self.resolution, self.resolution)
+        # PIL, as dgm-eval: its bicubic kernel (a = −0.5, antialiased) and 8-bit output, not torch's.
+        resized = [
+            np.asarray(
+                Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0))).resize(size, Image.BICUBIC)
+            )
+            for image in images
+        ]
+        return np.stack(resized).transpose(0, 3, 1, 2).copy()
 
     def embed(self, network: Any, batch: Any) -> Any:
-        import torch.nn.functional as F
-
         images = batch.float() / 255.0
-        if images.shape[1] == 1:
-            images = images.expand(-1, 3, -1, -1)  # grey images (Digits, MNIST) as RGB
-        images = F.interpolate(
-            images, size=(self.resolution, self.resolution), mode="bicubic", antialias=True
-        ).clamp_(0.0, 1.0)
         mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
         return network(pixel_values=(images - mean) / std).pooler_output

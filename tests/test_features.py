@@ -180,7 +180,11 @@ def test_dinov2_features_do_not_depend_on_the_batch_and_record_their_versions(ti
     extractor.batch_size = 7
     np.testing.assert_allclose(extractor(images), whole, rtol=1e-4, atol=1e-5)
     assert extractor.version.startswith("dinov2-tiny-test:sha256=")
-    assert "transformers=" in extractor.version and "transformers=?" not in extractor.version
+    assert (
+        "transformers=" in extractor.version
+        and "pillow=" in extractor.version
+        and "=?" not in extractor.version
+    )
 
 
 @pytest.mark.parametrize(
