@@ -19,7 +19,8 @@ app = typer.Typer(
 RootOption = Annotated[Path, typer.Option("--root", help="the leaderboard folder (boards/, submissions/)")]
 
 # The reference agents of every CPU track: each baseline policy with its defaults, λ-mixing at three
-# ratios. full-synthetic and real-only also fix the track's score scale (0 and 1).
+# ratios. real-only and the track's collapsed reference (full-synthetic unless the track names another)
+# also fix its score scale (1 and 0).
 BASELINE_AGENTS: list[dict[str, Any]] = [
     {"policy": "full-synthetic"},
     {"policy": "real-only"},
@@ -208,20 +209,9 @@ def baselines(
     tracks = [board.track(name) for name in track] if track else list(board.tracks)
     results = ResultsStore(store)
     references = {t.key: t.references for t in board.tracks if t.references is not None}
+    # Every chosen track's cells and agents first: a bad setting stops the command before any run.
+    plans = []
     for chosen in tracks:
-        command = shlex.join(
-            [
-                "collapsebench",
-                "leaderboard",
-                "baselines",
-                "--track",
-                chosen.id,
-                "--seeds",
-                seeds,
-                "--store",
-                str(store),
-            ]
-        )
         config = {
             "envs": chosen.env_id,
             "seeds": seeds,
@@ -237,6 +227,21 @@ def baselines(
                 f"agent; baselines: {', '.join(agents)}",
                 param_hint="board.toml",
             )
+        plans.append((chosen, cells, agents))
+    for chosen, cells, agents in plans:
+        command = shlex.join(
+            [
+                "collapsebench",
+                "leaderboard",
+                "baselines",
+                "--track",
+                chosen.id,
+                "--seeds",
+                seeds,
+                "--store",
+                str(store),
+            ]
+        )
         report = sweep(cells, results, backend=backend, workers=workers, progress=progress)
         if not report.ok:
             for failure in report.failures:
