@@ -182,7 +182,13 @@ class _Simulation:
                 if fresh_buffer is None
                 else self.group(self.draw(streams, count, self.n, fresh_buffer), self.n, self.mean, self.std)
             )
-            loop.advance_chunk(_Fit(means, stds), start, synthetic, fresh)
+            for step, t in enumerate(range(start, start + count)):
+                loop.advance(
+                    _Fit(means[t - 1], stds[t - 1]),
+                    _Group(synthetic.mean[step], synthetic.var[step]),
+                    None if fresh is None else _Group(fresh.mean[step], fresh.var[step]),
+                    _Fit(means[t], stds[t]),
+                )
 
     @staticmethod
     def draw_buffer(n_streams: int) -> _Group:
@@ -235,18 +241,6 @@ class _Loop(ABC):
     @abstractmethod
     def advance(self, parent: _Fit, synthetic: _Group, fresh: _Group | None, out: _Fit) -> None: ...
 
-    def advance_chunk(self, fits: _Fit, start: int, synthetic: _Group, fresh: _Group | None) -> None:
-        """Generations ``start``, ``start`` + 1, … (one per prepared group) of ``fits``, the thread's
-        (generation, block, lineage) results."""
-        for step in range(len(synthetic.mean)):
-            t = start + step
-            self.advance(
-                _Fit(fits.mean[t - 1], fits.std[t - 1]),
-                _Group(synthetic.mean[step], synthetic.var[step]),
-                None if fresh is None else _Group(fresh.mean[step], fresh.var[step]),
-                _Fit(fits.mean[t], fits.std[t]),
-            )
-
     @staticmethod
     def drawn_from(parent: _Fit, synthetic: _Group) -> _Group:
         """A standard synthetic group as drawn from the parent, N(parent mean, parent std²)."""
@@ -267,16 +261,6 @@ class _Replace(_Loop):
         np.multiply(synthetic.mean, parent.std, out=synthetic.mean)
         np.add(parent.mean, synthetic.mean, out=out.mean)
         np.multiply(parent.std, synthetic.var, out=out.std)
-
-    def advance_chunk(self, fits: _Fit, start: int, synthetic: _Group, fresh: _Group | None) -> None:
-        # ``advance`` for a chunk, with fewer calls: the std chain first, then every generation's mean
-        # step (its parent's std times the scaled normal) in one product, then the mean chain.
-        stop = start + len(synthetic.mean)
-        for t in range(start, stop):
-            np.multiply(fits.std[t - 1], synthetic.var[t - start], out=fits.std[t])
-        steps = np.multiply(synthetic.mean, fits.std[start - 1 : stop - 1], out=synthetic.mean)
-        for t in range(start, stop):
-            np.add(fits.mean[t - 1], steps[t - start], out=fits.mean[t])
 
 
 class _Mix(_Loop):
