@@ -53,9 +53,10 @@ class FilterLikelihood(CurationPolicy):
         density = make_model(self.reference, **self.reference_kwargs)
         if not isinstance(density, SupportsLogProb):
             raise ValueError(f"reference model {self.reference!r} has no log-likelihood")
-        real = pool.samples[pool.real]
+        # Images are scored as flat vectors: the reference densities are models of (n, d) data.
+        real = pool.samples[pool.real].reshape(int(pool.real.sum()), -1)
         density.fit(WeightedData(real, np.full(len(real), 1 / len(real))), self.rng_for(obs))
-        log_density = density.log_prob(pool.samples[pool.synthetic])
+        log_density = density.log_prob(pool.samples[pool.synthetic].reshape(int(pool.synthetic.sum()), -1))
         return _real_and_kept(pool, log_density >= np.quantile(log_density, self.q))
 
 

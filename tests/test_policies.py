@@ -7,9 +7,11 @@ import collapsebench as cb
 from collapsebench.policies import POLICIES
 from collapsebench.pool import REAL
 
+from conftest import fast_model
+
 
 def _obs_after(env_id: str, steps: int) -> tuple:
-    env = cb.make(env_id, generations=4, n_test=20, n_eval=20)
+    env = cb.make(env_id, generations=4, **{"n_test": 20, "n_eval": 20, **fast_model(env_id)})
     obs, _ = env.reset(seed=0)
     for _ in range(steps):
         obs, *_ = env.step(cb.make_policy("accumulate")(obs))
@@ -18,7 +20,14 @@ def _obs_after(env_id: str, steps: int) -> tuple:
 
 @pytest.mark.parametrize("name", list(POLICIES))
 @pytest.mark.parametrize(
-    ("env_id", "steps"), [("Gaussian-mix-v0", 0), ("Gaussian-mix-v0", 2), ("Gaussian-accumulate-v0", 3)]
+    ("env_id", "steps"),
+    [
+        ("Gaussian-mix-v0", 0),
+        ("Gaussian-mix-v0", 2),
+        ("Gaussian-accumulate-v0", 3),
+        ("GMM2D-mix-v0", 2),  # 2-D points
+        ("Digits-accumulate-v0", 2),  # uint8 images (n, 1, 8, 8)
+    ],
 )
 def test_every_policy_returns_a_valid_action(name, env_id, steps):
     env, obs = _obs_after(env_id, steps)
