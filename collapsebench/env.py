@@ -22,6 +22,7 @@ from gymnasium import spaces
 from collapsebench._params import bound_params
 from collapsebench.data import RealData, RealSplit
 from collapsebench.features import FeatureExtractor, cached_features, make_features
+from collapsebench.first_models import FirstModelCache
 from collapsebench.metrics import gaussian_statistics, knn_radii
 from collapsebench.models import GenerativeModel, WeightedData, make_model
 from collapsebench.pool import DYNAMICS, EMPTY, REAL, Pool, PoolDynamics, PoolUpdate
@@ -100,6 +101,9 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
     ``n_train`` (items with positive weight), ``effective_train_size`` (Kish), ``samples`` (the
     n_synthetic items this generation added to the pool). Wall time per stage of the last step:
     ``env.last_step_seconds``.
+
+    **First models**: ``first_models`` (a ``FirstModelCache``) lets lineages that start from the same
+    data share generation 0's fit; it changes no result (see ``collapsebench.first_models``).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
@@ -127,6 +131,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         nearest_k: int = 3,
         w2_exact_max_pairs: int = 4_000_000,
         features: FeatureMap | str | None = None,
+        first_models: FirstModelCache | None = None,
     ) -> None:
         for name, value, low in (
             ("n_real", n_real, 1),
@@ -184,6 +189,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         self._model: GenerativeModel | None = None
         self._generation = 0
         self.last_step_seconds: dict[str, float] = {}
+        self.first_models = first_models
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(
@@ -233,12 +239,15 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
 
         clock = _StageClock()
         # 1. train (a copy: the env only commits a generation that finished)
-        model = (
-            self._model.clone()
-            if (self.warm_start and self._model is not None)
-            else self._model_template.clone()
-        )
-        model.fit(train, fit_rng)
+        if self.warm_start and self._model is not None:
+            model = self._model.clone()
+            model.fit(train, fit_rng)
+        else:
+            model = self._model_template.clone()
+            if generation == 0 and self.first_models is not None:
+                self.first_models.fit(model, train, fit_rng)
+            else:
+                model.fit(train, fit_rng)
         clock.lap("train")
         # 2. sample
         new_samples = self._as_items(model.sample(self.n_synthetic, sample_rng))

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 
 from collapsebench.env import CollapseEnv
+from collapsebench.first_models import FirstModelCache
 from collapsebench.policies import CurationPolicy, make_policy
 from collapsebench.registration import make, spec
 from collapsebench.store import ResultsStore, RunKey, canonical_json
 
-_NOT_CONFIG = ("model", "model_kwargs")  # recorded as model / model_params instead
+_NOT_CONFIG = ("model", "model_kwargs", "first_models")  # model: recorded on its own; cache: no setting
 
 
 def package_version() -> str:
@@ -65,7 +66,8 @@ class GenerationRecord:
 class Lineage:
     """One lineage (env × policy × seed) stepped generation by generation, from the start or from a
     checkpoint. The store-writing loops (``run_lineage`` here, sweep chunks in worker processes) are
-    both built on it, so both resume and replay the same way."""
+    both built on it, so both resume and replay the same way; both pass the store's shared first
+    models (``first_models``), which change no result."""
 
     def __init__(
         self,
@@ -74,8 +76,12 @@ class Lineage:
         seed: int,
         env_kwargs: Mapping[str, Any] | None = None,
         snapshots: int = 0,
+        first_models: FirstModelCache | None = None,
     ) -> None:
-        self.env = make(env_id, **dict(env_kwargs or {}))
+        kwargs = dict(env_kwargs or {})
+        if first_models is not None:
+            kwargs["first_models"] = first_models
+        self.env = make(env_id, **kwargs)
         self.unwrapped: CollapseEnv = self.env.unwrapped  # type: ignore[assignment]
         self.key = run_key(self.unwrapped, env_id, policy, seed)
         self.policy, self.seed = policy, int(seed)
@@ -143,7 +149,8 @@ def run_lineage(
     and T included), save the training pool, its weights and the model's samples beside the store,
     for ``collapsebench plot --samples``.
     """
-    with Lineage(env_id, policy, seed, env_kwargs, snapshots) as lineage:
+    first_models = FirstModelCache(store.first_model_dir)
+    with Lineage(env_id, policy, seed, env_kwargs, snapshots, first_models) as lineage:
         key, last = lineage.key, lineage.last_generation
         done = store.begin_run(key, package_version())
         if on_generation is not None and done:

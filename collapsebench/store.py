@@ -208,6 +208,11 @@ class ResultsStore:
         return updated == 1
 
     # ------------------------------------------------------------------ checkpoints
+    @property
+    def first_model_dir(self) -> Path:
+        """Where the lineages of this store share their fitted first models (``FirstModelCache``)."""
+        return self.path.with_name(self.path.name + ".first-models")
+
     def checkpoint_dir(self, run_id: str) -> Path:
         return self.path.with_name(self.path.name + ".checkpoints") / run_id
 

@@ -47,7 +47,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from collapsebench.executors import Executor, Resources, make_executor
+from collapsebench.executors import Resources, make_executor
+from collapsebench.first_models import FirstModelCache
 from collapsebench.models import MODELS
 from collapsebench.policies import CurationPolicy, build_policy
 from collapsebench.runner import (
@@ -93,8 +94,10 @@ class Cell:
     def build_policy(self) -> CurationPolicy:
         return build_policy(self.policy, self.policy_params)
 
-    def open(self, snapshots: int = 0) -> Lineage:
-        return Lineage(self.env_id, self.build_policy(), self.seed, self.env_kwargs(), snapshots)
+    def open(self, snapshots: int = 0, first_models: FirstModelCache | None = None) -> Lineage:
+        return Lineage(
+            self.env_id, self.build_policy(), self.seed, self.env_kwargs(), snapshots, first_models
+        )
 
     @property
     def label(self) -> str:
@@ -237,6 +240,7 @@ class ChunkTask:
     checkpoint: tuple[int, dict[str, np.ndarray]] | None  # the newest one the store has, if any
     budget_s: float
     snapshots: int
+    first_models: Path | None = None  # the store's shared first models (a folder the worker can reach)
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,8 @@ class ChunkResult:
 
 def run_chunk(task: ChunkTask) -> ChunkResult:
     """The worker side: step the lineage, write nothing, return what happened."""
-    with task.cell.open(task.snapshots) as lineage:
+    first_models = None if task.first_models is None else FirstModelCache(task.first_models)
+    with task.cell.open(task.snapshots, first_models) as lineage:
         records: list[GenerationRecord] = []
         spent = 0.0
         for record in lineage.generations(task.checkpoint, committed=task.committed):
@@ -355,7 +360,14 @@ def sweep(
         make_executor(backend, workers, address) as executor,
         progress_bar(progress, f"sweep · {len(pending)} lineages on {backend}", total) as advance,
     ):
-        in_flight = {_submit(executor, job, chunk_seconds, snapshots): job for job in pending}
+
+        def submit(job: _Lineage) -> Future[ChunkResult]:
+            task = ChunkTask(
+                job.cell, job.committed, job.checkpoint, chunk_seconds, snapshots, results.first_model_dir
+            )
+            return executor.submit(run_chunk, task, job.resources)
+
+        in_flight = {submit(job): job for job in pending}
         while in_flight:
             finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -368,7 +380,7 @@ def sweep(
                     if job.crashes > max_retries:
                         failures.append(CellFailure(job.cell, job.key.run_id, "its worker died repeatedly"))
                         continue
-                    in_flight[_submit(executor, job, chunk_seconds, snapshots)] = job
+                    in_flight[submit(job)] = job
                     continue
                 except Exception as error:
                     message = "".join(traceback.format_exception_only(error)).strip()
@@ -376,13 +388,8 @@ def sweep(
                     continue
                 advance(_commit_chunk(results, job, result))
                 if result.checkpoint is not None:  # more to do: the next chunk
-                    in_flight[_submit(executor, job, chunk_seconds, snapshots)] = job
+                    in_flight[submit(job)] = job
     return SweepReport(results, run_ids, skipped, failures)
-
-
-def _submit(executor: Executor, job: _Lineage, chunk_seconds: float, snapshots: int) -> Future[ChunkResult]:
-    task = ChunkTask(job.cell, job.committed, job.checkpoint, chunk_seconds, snapshots)
-    return executor.submit(run_chunk, task, job.resources)
 
 
 def _commit_chunk(store: ResultsStore, job: _Lineage, result: ChunkResult) -> int:

@@ -227,6 +227,22 @@ def test_verify_reruns_seeds_and_marks_the_entry(root):
     assert not re.search(r"\| lambda-mix\(lam=1.0\) \|.*\| ✓ \|", (root / "README.md").read_text())
 
 
+def test_verify_takes_several_files_on_workers_and_records_only_the_matching_ones(root):
+    good = [submission_path(root, name) for name in ("real-only", "accumulate", "lambda-mix_lam=2.0")]
+    tampered_path = submission_path(root, "full-synthetic")
+    tampered = read_submission(tampered_path)
+    min(tampered["runs"], key=lambda run: run["seed"])["metrics"]["fd"][3] += 0.5  # a re-run seed
+    tampered_path.write_text(json.dumps(tampered))
+    files = [str(path) for path in (*good, tampered_path)]
+    code, output = cli("leaderboard", "verify", *files, "--workers", "2", "--root", str(root))
+    lines = output.splitlines()
+    assert code == 1 and sum(line.startswith("verified ") for line in lines) == 3, output
+    assert "not verified" in output and "fd at generation 3" in output
+    recorded = {entry["file"] for entry in json.loads((root / "verified.json").read_text()).values()}
+    assert {str(path.relative_to(root)) for path in good} <= recorded  # one writer: none lost
+    assert str(tampered_path.relative_to(root)) not in recorded
+
+
 def test_submit_makes_the_file_the_baselines_made(root, tmp_path):
     out = tmp_path / "mine.json"
     code, output = cli(

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from collapsebench.leaderboard.tracks import DEFAULT_ROOT, Board, Track, load_board
 from collapsebench.terminal import console
+
+if TYPE_CHECKING:  # the commands import the submission module (runner, store) only when they run
+    from collapsebench.leaderboard.submission import Verification
 
 app = typer.Typer(
     help="The leaderboard: submissions, verification, the rendered board.", no_args_is_help=True
@@ -113,44 +116,65 @@ def validate(
 
 @app.command()
 def verify(
-    file: Annotated[Path, typer.Argument(help="a submission on the board")],
+    files: Annotated[list[Path], typer.Argument(help="submissions on the board")],
     seeds: Annotated[
         str | None, typer.Option(help="seeds to re-run [default: the track's first few]")
     ] = None,
+    workers: Annotated[int, typer.Option(help="files re-run at once, one process each")] = 1,
     root: RootOption = DEFAULT_ROOT,
 ) -> None:
-    """Re-run a submission's agent on some of its seeds; if every metric matches within the track's
-    tolerance, record the file (by sha256) as verified in ROOT/verified.json."""
+    """Re-run each submission's agent on some of its seeds; record every file whose metrics all match
+    within the track's tolerance (by sha256) in ROOT/verified.json. Exits 1 if any file is rejected
+    or does not match; the others are still recorded."""
     from collapsebench import __version__
     from collapsebench.cli import parse_seeds
+    from collapsebench.executors import Resources, make_executor
     from collapsebench.leaderboard.board import record_verification
     from collapsebench.leaderboard.submission import SubmissionError
     from collapsebench.leaderboard.submission import validate as check
-    from collapsebench.leaderboard.submission import verify as rerun
 
     board = _board(root)
-    try:
-        submission = check(file, board, root / "submissions")
-    except SubmissionError as error:
-        console.print(f"[red]rejected[/] {error}", soft_wrap=True)
-        raise typer.Exit(1) from None
-    result = rerun(submission, board, parse_seeds(seeds) if seeds else None)
-    if not result.ok:
-        console.print(f"[red]not verified[/] {file}: " + "; ".join(result.mismatches[:10]))
+    chosen_seeds = parse_seeds(seeds) if seeds else None
+    checked, failed = {}, False
+    for file in files:
+        try:
+            checked[file] = check(file, board, root / "submissions")
+        except SubmissionError as error:
+            console.print(f"[red]rejected[/] {error}", soft_wrap=True)
+            failed = True
+    # Workers only re-run; this process alone writes verified.json.
+    with make_executor("local" if workers > 1 else "inline", workers) as executor:
+        reruns = {
+            file: executor.submit(_rerun, (submission, board, chosen_seeds), Resources())
+            for file, submission in checked.items()
+        }
+        for file, rerun in reruns.items():
+            result = rerun.result()
+            if not result.ok:
+                console.print(f"[red]not verified[/] {file}: " + "; ".join(result.mismatches[:10]))
+                failed = True
+                continue
+            if file.resolve().is_relative_to(root.resolve()):
+                record_verification(
+                    root.resolve(),
+                    file.resolve(),
+                    {
+                        "seeds": result.seeds,
+                        "max_abs_deviation": result.max_abs_deviation,
+                        "package_version": __version__,
+                    },
+                )
+            console.print(
+                f"[green]verified[/] {file}: seeds {result.seeds}, max |Δ| = {result.max_abs_deviation:.3g}"
+            )
+    if failed:
         raise typer.Exit(1)
-    if file.resolve().is_relative_to(root.resolve()):
-        record_verification(
-            root.resolve(),
-            file.resolve(),
-            {
-                "seeds": result.seeds,
-                "max_abs_deviation": result.max_abs_deviation,
-                "package_version": __version__,
-            },
-        )
-    console.print(
-        f"[green]verified[/] {file}: seeds {result.seeds}, max |Δ| = {result.max_abs_deviation:.3g}"
-    )
+
+
+def _rerun(task: tuple[dict[str, Any], Board, list[int] | None]) -> Verification:
+    from collapsebench.leaderboard.submission import verify as rerun
+
+    return rerun(*task)
 
 
 @app.command()
