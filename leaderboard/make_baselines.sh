@@ -10,7 +10,7 @@ collapsebench leaderboard baselines --track gaussian-mix --seeds 0-9 --store "$s
 collapsebench leaderboard baselines --track gmm2d-mix --seeds 0-4 --store "$store" --no-progress
 collapsebench leaderboard baselines --track gaussian-accumulate --seeds 0-9 --store "$store" --no-progress
 collapsebench leaderboard baselines --track gmm2d-accumulate --seeds 0-4 --store "$store" --no-progress
-for file in leaderboard/submissions/*/*.json; do
-    collapsebench leaderboard verify "$file"
-done
+# The image track: 55 Digits lineages of ≈ 2 min of one core each (≈ 1 h on 2 cores).
+collapsebench leaderboard baselines --track digits-mix --seeds 0-4 --store "$store" --no-progress
+collapsebench leaderboard verify leaderboard/submissions/*/*.json --workers "$(nproc)"
 collapsebench leaderboard build
