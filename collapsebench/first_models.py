@@ -14,6 +14,7 @@ one machine, like the store's checkpoints.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import platform
@@ -30,17 +31,21 @@ from collapsebench.store import canonical_json
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
+@functools.cache  # reading package metadata costs milliseconds; it does not change in a process
+def _package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in ("collapsebench", "numpy", "torch", "scikit-learn"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def _software() -> dict[str, object]:
     """What decides a fit's floating point besides its inputs (read without importing torch)."""
     return {
-        "packages": {name: _version(name) for name in ("collapsebench", "numpy", "torch", "scikit-learn")},
+        "packages": _package_versions(),
         "machine": platform.machine(),
         "cores": os.cpu_count(),
         "threads": {name: os.environ.get(name) for name in _THREAD_VARIABLES},

@@ -120,12 +120,14 @@ def verify(
     seeds: Annotated[
         str | None, typer.Option(help="seeds to re-run [default: the track's first few]")
     ] = None,
-    workers: Annotated[int, typer.Option(help="files re-run at once, one process each")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="files re-run at once, one process each")] = 1,
     root: RootOption = DEFAULT_ROOT,
 ) -> None:
     """Re-run each submission's agent on some of its seeds; record every file whose metrics all match
     within the track's tolerance (by sha256) in ROOT/verified.json. Exits 1 if any file is rejected
     or does not match; the others are still recorded."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
     from collapsebench import __version__
     from collapsebench.cli import parse_seeds
     from collapsebench.executors import Resources, make_executor
@@ -142,31 +144,35 @@ def verify(
         except SubmissionError as error:
             console.print(f"[red]rejected[/] {error}", soft_wrap=True)
             failed = True
-    # Workers only re-run; this process alone writes verified.json.
+    # Workers only re-run; this process alone writes verified.json, each result as it comes in (an
+    # interrupted command keeps what it verified).
+    queue, in_flight = list(checked.items()), {}
     with make_executor("local" if workers > 1 else "inline", workers) as executor:
-        reruns = {
-            file: executor.submit(_rerun, (submission, board, chosen_seeds), Resources())
-            for file, submission in checked.items()
-        }
-        for file, rerun in reruns.items():
-            result = rerun.result()
-            if not result.ok:
-                console.print(f"[red]not verified[/] {file}: " + "; ".join(result.mismatches[:10]))
-                failed = True
-                continue
-            if file.resolve().is_relative_to(root.resolve()):
-                record_verification(
-                    root.resolve(),
-                    file.resolve(),
-                    {
-                        "seeds": result.seeds,
-                        "max_abs_deviation": result.max_abs_deviation,
-                        "package_version": __version__,
-                    },
+        while queue or in_flight:
+            while queue and len(in_flight) < workers:
+                file, submission = queue.pop(0)
+                in_flight[executor.submit(_rerun, (submission, board, chosen_seeds), Resources())] = file
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for rerun in finished:
+                file, result = in_flight.pop(rerun), rerun.result()
+                if not result.ok:
+                    console.print(f"[red]not verified[/] {file}: " + "; ".join(result.mismatches[:10]))
+                    failed = True
+                    continue
+                if file.resolve().is_relative_to(root.resolve()):
+                    record_verification(
+                        root.resolve(),
+                        file.resolve(),
+                        {
+                            "seeds": result.seeds,
+                            "max_abs_deviation": result.max_abs_deviation,
+                            "package_version": __version__,
+                        },
+                    )
+                console.print(
+                    f"[green]verified[/] {file}: seeds {result.seeds}, "
+                    f"max |Δ| = {result.max_abs_deviation:.3g}"
                 )
-            console.print(
-                f"[green]verified[/] {file}: seeds {result.seeds}, max |Δ| = {result.max_abs_deviation:.3g}"
-            )
     if failed:
         raise typer.Exit(1)
 
