@@ -53,10 +53,9 @@ class FilterLikelihood(CurationPolicy):
         density = make_model(self.reference, **self.reference_kwargs)
         if not isinstance(density, SupportsLogProb):
             raise ValueError(f"reference model {self.reference!r} has no log-likelihood")
-        # Images are scored as flat vectors: the reference densities are models of (n, d) data.
-        real = pool.samples[pool.real].reshape(int(pool.real.sum()), -1)
+        real = pool.vectors(pool.real)  # the reference densities are models of (n, d) data
         density.fit(WeightedData(real, np.full(len(real), 1 / len(real))), self.rng_for(obs))
-        log_density = density.log_prob(pool.samples[pool.synthetic].reshape(int(pool.synthetic.sum()), -1))
+        log_density = density.log_prob(pool.vectors(pool.synthetic))
         return _real_and_kept(pool, log_density >= np.quantile(log_density, self.q))
 
 
@@ -85,7 +84,7 @@ class FilterDiscriminator(CurationPolicy):
             return pool.uniform(pool.real)
         _require_real(pool, "filter-discriminator")
         items = pool.real | pool.synthetic
-        x = pool.samples[items].reshape(int(items.sum()), -1)
+        x = pool.vectors(items)
         is_synthetic = pool.synthetic[items].astype(int)
         seed = int(self.rng_for(obs).integers(2**31))
         classifier = make_pipeline(
@@ -164,10 +163,10 @@ class Deduplicate(CurationPolicy):
         if not len(synthetic):
             return weights
         synthetic = synthetic[np.argsort(pool.origin[synthetic], kind="stable")]  # oldest first
-        points = pool.samples[synthetic].reshape(len(synthetic), -1)
+        points = pool.vectors(synthetic)
         copies_real = np.zeros(len(points), dtype=bool)
         if pool.real.any():
-            real = pool.samples[pool.real].reshape(int(pool.real.sum()), -1)
+            real = pool.vectors(pool.real)
             copies_real = cKDTree(real).query(points, distance_upper_bound=self.eps)[0] < self.eps
         neighbours = cKDTree(points).query_ball_point(points, r=self.eps)
         kept = np.zeros(len(points), dtype=bool)

@@ -102,10 +102,14 @@ class InlineExecutor(Executor):
         return future
 
 
+# The variables that size numpy's and torch's thread pools (OpenMP, MKL, OpenBLAS).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def _limit_threads(threads: int) -> None:
     # Set before the worker imports numpy/torch, whose thread pools read these once: N workers with
     # N threads each on N cores thrash.
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for variable in THREAD_VARIABLES:
         os.environ[variable] = str(threads)
 
 

@@ -24,11 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from collapsebench.executors import THREAD_VARIABLES
 from collapsebench.models import GenerativeModel, WeightedData
-from collapsebench.store import canonical_json
-
-# Thread settings change the order of floating-point reductions, so they are part of the key.
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+from collapsebench.store import canonical_json, read_arrays, write_arrays
 
 
 @functools.cache  # reading package metadata costs milliseconds; it does not change in a process
@@ -48,7 +46,8 @@ def _software() -> dict[str, object]:
         "packages": _package_versions(),
         "machine": platform.machine(),
         "cores": os.cpu_count(),
-        "threads": {name: os.environ.get(name) for name in _THREAD_VARIABLES},
+        # Thread settings change the order of floating-point reductions.
+        "threads": {name: os.environ.get(name) for name in THREAD_VARIABLES},
     }
 
 
@@ -85,11 +84,8 @@ class FirstModelCache:
         True on a restore. An unreadable or unwritable folder only costs the fit."""
         key = self.key(model, data, rng)
         state = None
-        with (
-            contextlib.suppress(OSError, ValueError, EOFError, zipfile.BadZipFile),  # absent or damaged
-            np.load(self.path(key), allow_pickle=False) as archive,
-        ):
-            state = {name: archive[name] for name in archive.files}
+        with contextlib.suppress(OSError, ValueError, EOFError, zipfile.BadZipFile):  # absent or damaged
+            state = read_arrays(self.path(key))
         if state is None:
             self.misses += 1
             model.fit(data, rng)
@@ -100,14 +96,6 @@ class FirstModelCache:
         return True
 
     def _save(self, key: str, state: dict[str, np.ndarray]) -> None:
-        # Written under a name of this process, then renamed: workers that fit the same first model
-        # at once each write a whole file, and the last rename wins with identical contents.
-        final = self.path(key)
-        temporary = final.with_name(f".{key}.{os.getpid()}.tmp.npz")
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            np.savez(temporary, **state)
-            temporary.replace(final)
-        except OSError:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
+        # Workers that fit the same first model at once each rename a whole file (identical contents).
+        with contextlib.suppress(OSError):
+            write_arrays(self.path(key), state)

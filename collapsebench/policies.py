@@ -55,6 +55,11 @@ class PoolView:
         """Weight 1 on the slots in ``mask``, 0 elsewhere."""
         return mask.astype(np.float64)
 
+    def vectors(self, selection: np.ndarray) -> np.ndarray:
+        """The selected items (a mask or slot indices) as rows of an (n, d) array: images flattened."""
+        items = self.samples[selection]
+        return items.reshape(len(items), -1)
+
 
 class CurationPolicy(ABC):
     """Base class of every curation policy."""

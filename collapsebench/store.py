@@ -218,11 +218,11 @@ class ResultsStore:
 
     def save_checkpoint(self, run_id: str, generation: int, state: Mapping[str, np.ndarray]) -> None:
         """Atomically write the env state after ``generation`` (once that generation is committed)."""
-        _write_arrays(self.checkpoint_dir(run_id), generation, state, compress=False)
+        write_arrays(_generation_path(self.checkpoint_dir(run_id), generation), state)
 
     def load_checkpoint(self, run_id: str, generation: int) -> dict[str, np.ndarray] | None:
         path = _generation_files(self.checkpoint_dir(run_id)).get(generation)
-        return None if path is None else _read_arrays(path)
+        return None if path is None else read_arrays(path)
 
     def latest_checkpoint(self, run_id: str, at_most: int) -> tuple[int, dict[str, np.ndarray]] | None:
         """The newest checkpoint of a generation ≤ ``at_most``, with that generation, if any."""
@@ -231,7 +231,7 @@ class ResultsStore:
         if not candidates:
             return None
         newest = max(candidates)
-        return newest, _read_arrays(files[newest])
+        return newest, read_arrays(files[newest])
 
     def prune_checkpoints(self, run_id: str, keep_generation: int | None) -> None:
         """Delete every checkpoint of the run but ``keep_generation``; with None, the run's whole
@@ -249,12 +249,12 @@ class ResultsStore:
         return self.path.with_name(self.path.name + ".snapshots") / run_id
 
     def save_snapshot(self, run_id: str, generation: int, arrays: Mapping[str, np.ndarray]) -> None:
-        _write_arrays(self.snapshot_dir(run_id), generation, arrays, compress=True)
+        write_arrays(_generation_path(self.snapshot_dir(run_id), generation), arrays, compress=True)
 
     def load_snapshots(self, run_id: str) -> dict[int, dict[str, np.ndarray]]:
         """Generation → the arrays saved for it (``pool``, ``origin``, ``weights``, ``samples``)."""
         files = _generation_files(self.snapshot_dir(run_id))
-        return {generation: _read_arrays(files[generation]) for generation in sorted(files)}
+        return {generation: read_arrays(files[generation]) for generation in sorted(files)}
 
     # ------------------------------------------------------------------ reading
     def runs(self) -> pd.DataFrame:
@@ -297,13 +297,17 @@ def export(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _write_arrays(folder: Path, generation: int, arrays: Mapping[str, np.ndarray], compress: bool) -> None:
-    """``folder/gen-NNNNN.npz``, written to a temporary name first so a crash never leaves half a file."""
-    folder.mkdir(parents=True, exist_ok=True)
-    final = _generation_path(folder, generation)
-    temporary = final.with_name(f".{final.stem}.tmp.npz")
-    (np.savez_compressed if compress else np.savez)(temporary, **arrays)
-    temporary.replace(final)
+def write_arrays(path: Path, arrays: Mapping[str, np.ndarray], compress: bool = False) -> None:
+    """``path`` (.npz), written under a temporary name of this process, then renamed: a crash never
+    leaves half a file, and processes writing the same file at once each rename a whole one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    try:
+        (np.savez_compressed if compress else np.savez)(temporary, **arrays)
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _generation_path(folder: Path, generation: int) -> Path:
@@ -317,7 +321,7 @@ def _generation_files(folder: Path) -> dict[int, Path]:
     return {int(path.stem.removeprefix("gen-")): path for path in folder.glob("gen-*.npz")}
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as archive:  # numeric arrays only: nothing is unpickled
         return {name: archive[name] for name in archive.files}
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The exact commands behind the board's baseline entries and its reference areas (score 0 and 1):
 # every baseline agent on every CPU track, then a re-run check of each entry, then the board.
-# Run from the repository root:  bash leaderboard/make_baselines.sh   (≈ 50 min on 2 cores)
+# Run from the repository root:  bash leaderboard/make_baselines.sh   (≈ 2 h on 2 cores)
 set -euo pipefail
 store="${1:-results/leaderboard.sqlite}"
 # The project's virtual environment (make test / make demo) when there is one, else collapsebench on PATH.
