@@ -112,3 +112,35 @@ def test_demo_end_to_end(benchmark, tmp_path: Path, quick: bool):
     benchmark.pedantic(
         run_demo, args=(tmp_path / "demo",), kwargs={"quick": quick, "progress": False}, rounds=1
     )
+
+
+def test_python_runs_slower_right_after_a_numeric_kernel(benchmark, report):
+    """Context for the in-episode bookkeeping figure: the same few µs of interpreted code (a dict
+    loop, two small numpy calls), timed warm and right after a scoring-sized numeric kernel (sorting
+    a 1000 × 1000 distance matrix). The gap is the machine's, not the env's: any Python between
+    kernels pays it."""
+    benchmark.group = "interpreted code after a numeric kernel"
+    points = np.random.default_rng(0).normal(size=(1000, 1))
+
+    def kernel() -> None:
+        np.sort((points - points.T) ** 2, axis=1)
+
+    def snippet() -> float:
+        table = {i: str(i) for i in range(50)}
+        weights = np.zeros(200)
+        weights[: len(table)] = 1.0
+        return float(weights.sum())
+
+    def time_snippet(before) -> float:
+        before()
+        started = time.perf_counter()
+        snippet()
+        return time.perf_counter() - started
+
+    warm = [time_snippet(lambda: None) for _ in range(200)]
+    benchmark.pedantic(kernel, rounds=5, iterations=1)  # the kernel's own time, for scale
+    after_kernel = [time_snippet(kernel) for _ in range(200)]
+    report(
+        f"interpreted snippet: {1e6 * float(np.median(warm)):.1f} µs warm, "
+        f"{1e6 * float(np.median(after_kernel)):.1f} µs right after a numeric kernel (median of 200)"
+    )

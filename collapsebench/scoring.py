@@ -51,8 +51,13 @@ class Evaluation:
     identity_features: bool = True
     nearest_k: int = 3
     w2_exact_max_pairs: int = 4_000_000
-    seed: int = 0
+    draw_seed: Callable[[], int] = int  # the metrics' random seed, drawn on first use (int() is 0)
     real_radii: np.ndarray | None = None  # k-NN radii of the real features, cached per episode
+
+    @cached_property
+    def seed(self) -> int:
+        """Seed for metrics that draw randomness (sliced W2's directions); most never ask for it."""
+        return self.draw_seed()
 
     @cached_property
     def sample_features(self) -> np.ndarray:

@@ -10,7 +10,6 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import collapsebench as cb
-from collapsebench.env import _uint32_words
 from collapsebench.pool import EMPTY, REAL
 
 from conftest import fast_model, rollout, tiny_overrides
@@ -175,14 +174,13 @@ def test_invalid_actions_raise_and_change_nothing(case):
 
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_random_streams_are_numpys_default_rng_of_root_seed_stream_and_index(seed):
-    # The env builds them from pre-split entropy words for speed; the bits must not change.
-    env = cb.make("Gaussian-mix-v0").unwrapped
+    # The env hashes each episode's seeds together at reset, for speed; the bits must not change.
+    env = cb.make("Gaussian-fresh-v0", generations=3).unwrapped
     env.reset(seed=seed)
-    for root in (env._root_seed, 5, 2**32, 2**63 - 1):
-        env._root_seed, env._root_words = root, _uint32_words(root)
-        for stream, index in [(1, 0), (3, 7), (6, 2**32 + 5)]:
-            expected = np.random.default_rng([root, stream, index]).bit_generator.state
-            assert env._rng(stream, index).bit_generator.state == expected
+    root = env._root_seed
+    for stream, index in [(1, 0), (1, 1), (2, 0), (3, 3), (5, 2), (6, 3), (4, 4), (6, 2**32 + 5)]:
+        expected = np.random.default_rng([root, stream, index]).bit_generator.state
+        assert env._rng(stream, index).bit_generator.state == expected
 
 
 def test_weight_on_empty_slots_is_ignored_when_valid_items_have_weight():
