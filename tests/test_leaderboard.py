@@ -23,7 +23,13 @@ from collapsebench.leaderboard.scores import (
     probability_of_improvement,
     stratified_iqm,
 )
-from collapsebench.leaderboard.submission import SubmissionError, read_submission, schema, validate
+from collapsebench.leaderboard.submission import (
+    SubmissionError,
+    git_revision,
+    read_submission,
+    schema,
+    validate,
+)
 from collapsebench.leaderboard.tracks import load_board
 
 runner = CliRunner()
@@ -133,10 +139,28 @@ def test_baselines_produce_valid_submissions_and_references_that_score_0_and_1(b
     for path in files:
         submission = validate(path, board, board_root / "submissions")
         assert len(submission["runs"]) == 5 and submission["provenance"]["package_version"]
+        assert submission["provenance"]["git_dirty"] in (True, False, None)
     build(board_root)
     text = (board_root / "README.md").read_text()
     assert re.search(r"\| real-only \| gaussian \| 1 \[", text)
     assert re.search(r"\| full-synthetic \| gaussian \| 0 \[", text)
+
+
+def test_provenance_says_whether_tracked_files_differ_from_the_commit(tmp_path):
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True)
+
+    assert git_revision(tmp_path) == (None, None)  # not a repository
+    git("init", "-q")
+    (tmp_path / "agent.py").write_text("lam = 1\n")
+    git("add", "agent.py")
+    git("commit", "-qm", "agent")
+    commit, dirty = git_revision(tmp_path)
+    assert commit is not None and len(commit) == 40 and dirty is False
+    (tmp_path / "scratch.txt").write_text("untracked files do not change what the commit runs")
+    assert git_revision(tmp_path) == (commit, False)
+    (tmp_path / "agent.py").write_text("lam = 2\n")
+    assert git_revision(tmp_path) == (commit, True)
 
 
 def broken_variants(good: dict) -> dict[str, tuple[dict, list[str]]]:

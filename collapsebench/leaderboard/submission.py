@@ -241,9 +241,11 @@ def provenance(wall_time_s: float, command: str) -> dict[str, Any]:
 
         if torch.cuda.is_available():
             hardware += f", {torch.cuda.get_device_name(0)}"
+    commit, dirty = git_revision(Path(__file__).parent)
     return {
         "package_version": package_version(),
-        "git_commit": _git_commit(),
+        "git_commit": commit,
+        "git_dirty": dirty,
         "python": platform.python_version(),
         "numpy": np.__version__,
         "torch": installed("torch"),
@@ -255,15 +257,21 @@ def provenance(wall_time_s: float, command: str) -> dict[str, Any]:
     }
 
 
-def _git_commit() -> str | None:
+def git_revision(folder: Path) -> tuple[str | None, bool | None]:
+    """The commit checked out at ``folder`` and whether tracked files differ from it (an entry made
+    from uncommitted code cannot be reproduced from its commit alone); (None, None) outside git."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=True, timeout=10, cwd=folder
+        ).stdout.strip()
+
     try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10,
-            cwd=Path(__file__).parent,
-        )  # fmt: skip
+        commit = git("rev-parse", "HEAD") or None
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None
+        return None, None
+    return commit, dirty
 
 
 # ---------------------------------------------------------------------------------------------- verify
