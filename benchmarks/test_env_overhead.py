@@ -6,6 +6,7 @@ Run: ``make bench``."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import gymnasium as gym
@@ -131,7 +132,7 @@ def test_python_runs_slower_right_after_a_numeric_kernel(benchmark, report):
         weights[: len(table)] = 1.0
         return float(weights.sum())
 
-    def time_snippet(before) -> float:
+    def time_snippet(before: Callable[[], object]) -> float:
         before()
         started = time.perf_counter()
         snippet()

@@ -1,4 +1,4 @@
-"""An episode's random streams, seeded for every generation at once.
+"""An episode's random streams, their seeds hashed many generations at a time.
 
 Each generation of an env draws from independent per-purpose streams, ``np.random.default_rng([root
 seed, stream, generation])``, so that changing one budget (say ``n_eval``) never changes another
