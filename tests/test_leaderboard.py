@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -428,3 +429,26 @@ def test_the_checked_in_board_is_valid_complete_and_current():
 def test_describe_shows_the_tracks():
     code, output = cli("leaderboard", "describe", "--root", str(REPOSITORY_BOARD))
     assert code == 0 and "gaussian-mix/v1" in output and "GMM2D-mix-v0" in output
+    code, output = cli("leaderboard", "describe", "digits-mix", "--root", str(REPOSITORY_BOARD))
+    assert code == 0 and "Digits-mix-v0" in output and "GMM2D-mix-v0" not in output
+    assert '"collapsed_area": 75.0' in output  # the references as JSON, not a Python repr
+    code, output = cli("leaderboard", "describe", "no-such-track", "--root", str(REPOSITORY_BOARD))
+    assert code == 2 and "no-such-track" in output
+
+
+def test_describe_prints_the_commands_that_make_a_valid_entry(root, tmp_path):
+    code, output = cli("leaderboard", "describe", "gaussian-tiny", "--root", str(root))
+    assert code == 0, output
+    commands = dict(
+        line.split(": ", 1) for line in output.splitlines() if line.startswith(("run:", "submit:"))
+    )
+    assert "--env-param=n_real=30" in commands["run"]  # the track's settings, not the env's defaults
+    filled_in = {"POLICY": "lambda-mix", "mine.sqlite": str(tmp_path / "mine.sqlite")}
+    for step, extra in (("run", ["--param", "lam=0.7", "--no-progress"]), ("submit", ["--param", "lam=0.7"])):
+        program, *arguments = (filled_in.get(word, word) for word in shlex.split(commands[step]))
+        assert program == "collapsebench"
+        code, output = cli(*arguments, *extra)
+        assert code == 0, (step, output)
+    made = submission_path(root, "lambda-mix_lam=0.7")
+    code, output = cli("leaderboard", "validate", str(made), "--root", str(root))
+    assert code == 0 and "ok" in output, output

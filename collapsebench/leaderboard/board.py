@@ -289,8 +289,8 @@ def render_markdown(board: Board, tables: list[tuple[Track, list[Entry]]], stamp
         "stratified bootstrap 95% CI; P(better than next): probability that a seed of this entry "
         "beats a seed of the next one. ✓: re-run and matched by `collapsebench leaderboard verify`.",
         "",
-        "To enter: run your agent with a track's settings (`collapsebench leaderboard describe`), make "
-        "the file with `collapsebench leaderboard submit`, check it with `collapsebench leaderboard "
+        "To enter: run your agent with a track's settings and make the file from the runs (`collapsebench "
+        "leaderboard describe TRACK` prints both commands), check it with `collapsebench leaderboard "
         "validate`, and propose it under `leaderboard/submissions/TRACK-vN/` (the project's README, "
         "section Leaderboard, has the details). Baseline entries: `bash leaderboard/make_baselines.sh`.",
         "",

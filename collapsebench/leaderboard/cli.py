@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -68,7 +69,7 @@ def submit(
     root: RootOption = DEFAULT_ROOT,
 ) -> None:
     """Make a submission file from the finished runs of an agent on a track (run them first, with the
-    track's settings: `collapsebench leaderboard describe` shows them)."""
+    track's settings: `collapsebench leaderboard describe TRACK` prints the command)."""
     from collapsebench.cli import parse_params
     from collapsebench.leaderboard.submission import make_submission, problems_with
     from collapsebench.policies import build_policy
@@ -201,18 +202,43 @@ def build(root: RootOption = DEFAULT_ROOT) -> None:
 
 
 @app.command()
-def describe(root: RootOption = DEFAULT_ROOT) -> None:
-    """The current board's tracks: env, budget, scoring, references."""
+def describe(
+    tracks: Annotated[
+        list[str] | None, typer.Argument(help="track ids [default: every track of the board]")
+    ] = None,
+    root: RootOption = DEFAULT_ROOT,
+) -> None:
+    """The current board's tracks: env, budget, scoring, references, and the commands that make an
+    entry (replace POLICY with your registered policy)."""
     board = _board(root)
+    try:
+        chosen = [board.track(track_id) for track_id in tracks] if tracks else list(board.tracks)
+    except KeyError as error:
+        raise typer.BadParameter(str(error.args[0]), param_hint="TRACKS") from None
     console.print(f"[bold]board v{board.version}[/] (submission schema v{board.schema_version})")
-    for track in board.tracks:
+    for track in chosen:
         console.print(f"[bold]{track.key}[/]: {track.description}")
-        console.print_json(
-            json.dumps(
-                {k: v for k, v in track.__dict__.items() if k not in ("id", "version", "description")},
-                default=str,
-            )
-        )
+        settings = {k: v for k, v in asdict(track).items() if k not in ("id", "version", "description")}
+        console.print_json(json.dumps(settings))
+        run, submit = _entry_commands(track, root)
+        # Plain text: a command must survive copying (no markup, no wrapping inside it).
+        typer.echo(f"run:    {run}\nsubmit: {submit}")
+
+
+def _entry_commands(track: Track, root: Path) -> tuple[str, str]:
+    """The runs a track needs (its env, budget and seeds) and the submission made from them."""
+    env_options = [
+        f"--env-param={name}={value if isinstance(value, str) else json.dumps(value)}"
+        for name, value in sorted(track.env_params.items())
+    ]
+    run = ["collapsebench", "run", track.env_id, "--policy", "POLICY"]
+    run += ["--generations", str(track.generations), "--seeds", f"0-{track.min_seeds - 1}", *env_options]
+    run += ["--store", "mine.sqlite"]
+    submit = ["collapsebench", "leaderboard", "submit", "--track", track.id, "--policy", "POLICY"]
+    submit += ["--store", "mine.sqlite", "--code", "URL"]
+    if root != DEFAULT_ROOT:
+        submit += ["--root", str(root)]
+    return shlex.join(run), shlex.join(submit)
 
 
 @app.command()
