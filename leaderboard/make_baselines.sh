@@ -10,6 +10,8 @@ collapsebench leaderboard baselines --track gaussian-mix --seeds 0-9 --store "$s
 collapsebench leaderboard baselines --track gmm2d-mix --seeds 0-4 --store "$store" --no-progress
 collapsebench leaderboard baselines --track gaussian-accumulate --seeds 0-9 --store "$store" --no-progress
 collapsebench leaderboard baselines --track gmm2d-accumulate --seeds 0-4 --store "$store" --no-progress
+collapsebench leaderboard baselines --track gaussian-fresh --seeds 0-9 --store "$store" --no-progress
+collapsebench leaderboard baselines --track gmm2d-fresh --seeds 0-4 --store "$store" --no-progress
 # The image tracks: 55 Digits lineages each, ≈ 2 min of one core a lineage (≈ 1 h per track on 2
 # cores; the second track restores its first models from the first's, see "Shared first models").
 collapsebench leaderboard baselines --track digits-mix --seeds 0-4 --store "$store" --no-progress
