@@ -27,6 +27,9 @@ _IMAGE_DOC = """
     - **Termination**: truncated after ``generations`` + 1 steps.
     - **Data**: {data}
     - **Defaults (v0)**: {defaults}
+    - **Fresh dynamics**: each generation draws n_real images of the finite train split anew; at the
+      default n_real (the whole split) every draw is the same images, so ``*-fresh-v0`` runs exactly
+      as ``*-mix-v0``: pass a smaller n_real (e.g. half the split) for a fresh-data loop.
     - **Version history**: v0 — initial release.
 """
 
