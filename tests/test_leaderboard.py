@@ -426,7 +426,7 @@ def test_the_checked_in_board_is_valid_complete_and_current():
         assert f"## {track.key}" in rendered
 
 
-def test_describe_shows_the_tracks():
+def test_describe_shows_the_tracks_and_an_unknown_track_id_is_a_usage_error(tmp_path):
     code, output = cli("leaderboard", "describe", "--root", str(REPOSITORY_BOARD))
     assert code == 0 and "gaussian-mix/v1" in output and "GMM2D-mix-v0" in output
     code, output = cli("leaderboard", "describe", "digits-mix", "--root", str(REPOSITORY_BOARD))
@@ -434,6 +434,9 @@ def test_describe_shows_the_tracks():
     assert '"collapsed_area": 75.0' in output  # the references as JSON, not a Python repr
     code, output = cli("leaderboard", "describe", "no-such-track", "--root", str(REPOSITORY_BOARD))
     assert code == 2 and "no-such-track" in output
+    options = ["--store", str(tmp_path / "runs.sqlite"), "--root", str(REPOSITORY_BOARD)]
+    code, output = cli("leaderboard", "baselines", "--track", "no-such-track", *options)
+    assert code == 2 and "no-such-track" in output  # a usage error, before any run
 
 
 def test_describe_prints_the_commands_that_make_a_valid_entry(root, tmp_path):

@@ -45,6 +45,14 @@ def _board(root: Path) -> Board:
         raise typer.BadParameter(str(error.args[0] if error.args else error), param_hint="--root") from None
 
 
+def _chosen_tracks(board: Board, track_ids: list[str] | None, param_hint: str) -> list[Track]:
+    """The board's tracks named by ``track_ids`` (all of them when none is named)."""
+    try:
+        return [board.track(track_id) for track_id in track_ids] if track_ids else list(board.tracks)
+    except KeyError as error:
+        raise typer.BadParameter(str(error.args[0]), param_hint=param_hint) from None
+
+
 def _write(submission: dict[str, Any], root: Path, track: Track, path: Path | None = None) -> Path:
     """Write a submission, by default where the board looks for it: ROOT/submissions/TRACK/AGENT.json."""
     from collapsebench.cli import file_stem
@@ -211,10 +219,7 @@ def describe(
     """The current board's tracks: env, budget, scoring, references, and the commands that make an
     entry (replace POLICY with your registered policy)."""
     board = _board(root)
-    try:
-        chosen = [board.track(track_id) for track_id in tracks] if tracks else list(board.tracks)
-    except KeyError as error:
-        raise typer.BadParameter(str(error.args[0]), param_hint="TRACKS") from None
+    chosen = _chosen_tracks(board, tracks, "TRACKS")
     console.print(f"[bold]board v{board.version}[/] (submission schema v{board.schema_version})")
     for track in chosen:
         console.print(f"[bold]{track.key}[/]: {track.description}")
@@ -262,7 +267,7 @@ def baselines(
     from collapsebench.sweep import cells_from_config, sweep
 
     board = _board(root)
-    tracks = [board.track(name) for name in track] if track else list(board.tracks)
+    tracks = _chosen_tracks(board, track, "--track")
     results = ResultsStore(store)
     references = {t.key: t.references for t in board.tracks if t.references is not None}
     # Every chosen track's cells and agents first: a bad setting stops the command before any run.
