@@ -11,6 +11,7 @@ from collapsebench.envs.images import (
     DigitsEnv,
     FFHQ64Env,
     MNISTEnv,
+    fresh_v1_defaults,
 )
 from collapsebench.envs.toy2d import (
     CHECKERBOARD_DEFAULTS,
@@ -20,7 +21,7 @@ from collapsebench.envs.toy2d import (
     MoonsEnv,
     Rings8Env,
 )
-from collapsebench.registration import register_family
+from collapsebench.registration import register_env, register_family
 
 register_family(
     "Gaussian", "collapsebench.envs.gaussian:GaussianEnv", GAUSSIAN_DEFAULTS, GaussianEnv.__doc__ or ""
@@ -40,7 +41,18 @@ register_family(
     CHECKERBOARD_DEFAULTS,
     CheckerboardEnv.__doc__ or "",
 )
-register_family("Digits", "collapsebench.envs.images:DigitsEnv", DIGITS_DEFAULTS, DigitsEnv.__doc__ or "")
-register_family("MNIST", "collapsebench.envs.images:MNISTEnv", MNIST_DEFAULTS, MNISTEnv.__doc__ or "")
-register_family("CIFAR", "collapsebench.envs.images:CIFAREnv", CIFAR_DEFAULTS, CIFAREnv.__doc__ or "")
-register_family("FFHQ64", "collapsebench.envs.images:FFHQ64Env", FFHQ64_DEFAULTS, FFHQ64Env.__doc__ or "")
+
+
+def _register_image_worlds() -> None:
+    for name, image_env, image_defaults in (
+        ("Digits", DigitsEnv, DIGITS_DEFAULTS),
+        ("MNIST", MNISTEnv, MNIST_DEFAULTS),
+        ("CIFAR", CIFAREnv, CIFAR_DEFAULTS),
+        ("FFHQ64", FFHQ64Env, FFHQ64_DEFAULTS),
+    ):
+        entry_point, doc = f"collapsebench.envs.images:{image_env.__name__}", image_env.__doc__ or ""
+        register_family(name, entry_point, image_defaults, doc)
+        register_env(f"{name}-fresh-v1", entry_point, fresh_v1_defaults(image_defaults), doc)
+
+
+_register_image_worlds()

@@ -27,10 +27,12 @@ _IMAGE_DOC = """
     - **Termination**: truncated after ``generations`` + 1 steps.
     - **Data**: {data}
     - **Defaults (v0)**: {defaults}
-    - **Fresh dynamics**: each generation draws n_real images of the finite train split anew; at the
-      default n_real (the whole split) every draw is the same images, so ``*-fresh-v0`` runs exactly
-      as ``*-mix-v0``: pass a smaller n_real (e.g. half the split) for a fresh-data loop.
-    - **Version history**: v0 — initial release.
+    - **Fresh dynamics**: each generation draws n_real distinct images of the finite train split,
+      independently of earlier draws. At v0's n_real (the whole split) every draw is the same images,
+      so ``*-fresh-v0`` runs exactly as ``*-mix-v0``; ``*-fresh-v1`` draws half the split (n_real =
+      n_synthetic = {half}), so about half of each draw is new to the one before.
+    - **Version history**: v0 — initial release. v1 (``*-fresh-v1`` only) — n_real = n_synthetic =
+      half the train split, so the fresh-data loop sees new real images each generation.
 """
 
 
@@ -38,6 +40,7 @@ class DigitsEnv(CollapseEnv):
     __doc__ = "scikit-learn's 8×8 handwritten digits, refitted by a small diffusion model on CPU.\n" + (
         _IMAGE_DOC.format(
             shape="1, 8, 8",
+            half="650",
             features="``digits-cnn`` (128-d, bundled weights, 98.4% test accuracy)",
             n_eval=497,
             n_test=497,
@@ -67,6 +70,7 @@ class _FileImageEnv(CollapseEnv):
 class MNISTEnv(_FileImageEnv):
     __doc__ = "MNIST (28×28 grey digits) refitted by a DDPM.\n" + _IMAGE_DOC.format(
         shape="1, 28, 28",
+        half="30,000",
         features="``mnist-cnn`` (128-d; train it from your MNIST files with baselines/train_feature_net.py)",
         n_eval=10000,
         n_test=10000,
@@ -83,6 +87,7 @@ class CIFAREnv(_FileImageEnv):
     __doc__ = "CIFAR-10 refitted by a DDPM: the seed paper's (Bertrand et al.) main protocol.\n" + (
         _IMAGE_DOC.format(
             shape="3, 32, 32",
+            half="25,000",
             features="Inception-v3 pool3 (``inception-v3``, the standard FID network; local weights file)",
             n_eval=10000,
             n_test=10000,
@@ -102,6 +107,7 @@ class CIFAREnv(_FileImageEnv):
 class FFHQ64Env(_FileImageEnv):
     __doc__ = "FFHQ faces at 64×64 refitted by a DDPM.\n" + _IMAGE_DOC.format(
         shape="3, 64, 64",
+        half="30,000",
         features="Inception-v3 pool3 (``inception-v3``)",
         n_eval=10000,
         n_test=10000,
@@ -185,3 +191,10 @@ FFHQ64_DEFAULTS: dict[str, Any] = {
     "n_synthetic": 60000,
     "model_kwargs": {**CIFAR_DEFAULTS["model_kwargs"], "attention_levels": (2,)},
 }
+
+
+def fresh_v1_defaults(defaults: dict[str, Any]) -> dict[str, Any]:
+    """An image world's ``*-fresh-v1`` spec: v0's, drawing half the train split each generation (v0's
+    whole split made every draw the same images)."""
+    half = defaults["n_real"] // 2
+    return {**defaults, "dynamics": "fresh", "n_real": half, "n_synthetic": half}

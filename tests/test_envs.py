@@ -26,6 +26,12 @@ def test_the_catalog_holds_every_family_and_dynamics():
     for family in (*families, "Digits", "MNIST", "CIFAR", "FFHQ64"):
         for dynamics in ("replace", "mix", "accumulate", "fresh"):
             assert f"{family}-{dynamics}-v0" in ALL_ENVS
+    for family in ("Digits", "MNIST", "CIFAR", "FFHQ64"):
+        v0, v1 = cb.spec(f"{family}-fresh-v0").kwargs, cb.spec(f"{family}-fresh-v1").kwargs
+        assert v1["n_real"] == v1["n_synthetic"] == v0["n_real"] // 2
+        assert {k: v for k, v in v1.items() if k not in ("n_real", "n_synthetic")} == {
+            k: v for k, v in v0.items() if k not in ("n_real", "n_synthetic")
+        }
 
 
 @pytest.mark.parametrize("env_id", ALL_ENVS)
@@ -138,10 +144,10 @@ def _real_images_per_generation(env_id: str, **overrides) -> list[set[bytes]]:
 
 def test_fresh_images_are_new_draws_only_below_the_whole_train_split():
     """What the image envs' docstrings say: a finite split drawn whole each generation is the same
-    images (fresh-v0 at its defaults runs as mix-v0); half the split gives new draws."""
+    images (fresh-v0 at its defaults runs as mix-v0); fresh-v1 draws half the split, new each time."""
     whole = _real_images_per_generation("Digits-fresh-v0")
     assert len(whole[0]) > 1000 and whole[0] == whole[1] == whole[2]
-    half = _real_images_per_generation("Digits-fresh-v0", n_real=650, n_synthetic=650)
+    half = _real_images_per_generation("Digits-fresh-v1")
     assert all(len(draw) == 650 for draw in half)  # 8×8 digits: no two alike in the split
     assert all(len(half[g] & half[g + 1]) < 450 for g in range(2))  # ≈ 325 shared by chance
 
