@@ -29,6 +29,7 @@ def test_the_catalog_holds_every_family_and_dynamics():
     for family in ("Digits", "MNIST", "CIFAR", "FFHQ64"):
         v0, v1 = cb.spec(f"{family}-fresh-v0").kwargs, cb.spec(f"{family}-fresh-v1").kwargs
         assert v1["n_real"] == v1["n_synthetic"] == v0["n_real"] // 2
+        assert f"n_synthetic = {v1['n_real']:,})" in cb.env_doc(f"{family}-fresh-v1")  # the doc says so
         assert {k: v for k, v in v1.items() if k not in ("n_real", "n_synthetic")} == {
             k: v for k, v in v0.items() if k not in ("n_real", "n_synthetic")
         }
