@@ -12,7 +12,7 @@ run Rings8-mix-v0 --policy lambda-mix --param lam=0.5 --seeds 0-2
 run Rings8-accumulate-v0 --policy accumulate --seeds 0-2
 run Rings8-mix-v0 --policy filter-likelihood --policy lambda-mix \
     --param filter-likelihood.q=0.2 --param lambda-mix.lam=0.5 --seeds 0-1
-run Rings8-replace-v0 --policy curate-bt --param K=4 --param beta=2.0 --seeds 0-1
+run Rings8-replace-v0 --policy curate-bt --param K=4 --param beta=2.0 --seeds 0-1 --env-param sample_reward=linear
 
 collapsebench plot --store "$store" --env Rings8-replace-v0 --env Rings8-mix-v0 --env Rings8-accumulate-v0 \
     --metric w2 --metric mode_coverage --metric recall --metric true_nll_samples --out results/toy-curves.png

@@ -139,10 +139,12 @@ def run(
     from collapsebench.features import WeightsError
     from collapsebench.plotting import summarize
     from collapsebench.policies import build_policy
-    from collapsebench.runner import merged_model_params
+    from collapsebench.runner import EnvSettingsError, merged_model_params
+    from collapsebench.scoring import SAMPLE_REWARD_METRIC
     from collapsebench.store import export
 
     spec_kwargs = _env_spec(env_id).kwargs
+    env_kwargs = parse_params(env_param, "--env-param")
     model_params = parse_params(model_param, "--model-param")
     if model_params:
         model_params = merged_model_params(env_id, model, model_params)
@@ -163,7 +165,7 @@ def run(
             generations=generations,
             model=model,
             model_kwargs=model_params or None,
-            env_kwargs=parse_params(env_param, "--env-param"),
+            env_kwargs=env_kwargs,
             store=store,
             progress=progress,
             snapshots=snapshots,
@@ -171,6 +173,8 @@ def run(
         )
     except (MissingDataError, CorruptDataError, WeightsError) as error:
         raise typer.BadParameter(str(error), param_hint="--data-dir / weights") from None
+    except EnvSettingsError as error:
+        raise typer.BadParameter(str(error), param_hint="--env-param / --model / --model-param") from None
     finally:  # the command may run inside another program (tests, notebooks): leave its env alone
         if previous_data_dir is None:
             os.environ.pop(DATA_ENV_VAR, None)
@@ -178,8 +182,9 @@ def run(
             os.environ[DATA_ENV_VAR] = previous_data_dir
     if out is not None:
         console.print(f"wrote {export(frame, out)}")
-    headline = str(spec_kwargs.get("headline_metric", "fd"))
-    summary = summarize(frame, sorted({headline, "std_ratio"}))
+    headline = str(env_kwargs.get("headline_metric", spec_kwargs.get("headline_metric", "fd")))
+    shown = {headline, "std_ratio"} | ({SAMPLE_REWARD_METRIC} & set(frame["metric"]))
+    summary = summarize(frame, sorted(shown))
     table = Table("metric", "generation", "mean", "± 95% CI", "seeds", title=f"{env_id}: last generation")
     for row in summary.itertuples():
         table.add_row(row.metric, str(row.generation), f"{row.mean:.4g}", f"{row.ci95:.2g}", str(row.seeds))

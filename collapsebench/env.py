@@ -26,8 +26,10 @@ from collapsebench.first_models import FirstModelCache
 from collapsebench.metrics import gaussian_statistics, knn_radii
 from collapsebench.models import GenerativeModel, WeightedData, make_model
 from collapsebench.pool import DYNAMICS, EMPTY, REAL, Pool, PoolDynamics, PoolUpdate
+from collapsebench.rewards import make_reward
 from collapsebench.scoring import (
     PRDC_METRICS,
+    SAMPLE_REWARD_METRIC,
     STANDARD_METRICS,
     Evaluation,
     FeatureMap,
@@ -95,6 +97,11 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
     n_synthetic items this generation added to the pool). Wall time per stage of the last step:
     ``env.last_step_seconds``.
 
+    **Sample reward**: ``sample_reward``, a registered reward name (``cb.register_reward``; with
+    ``sample_reward_kwargs``), adds the metric ``sample_reward``: the mean reward r(x) of the model's
+    ``n_eval`` samples, the quantity reward curation (Ferbach et al.) raises. It only measures: every
+    other number of the run is the same with or without it.
+
     **First models**: ``first_models`` (a ``FirstModelCache``) lets lineages that start from the same
     data share generation 0's fit; it changes no result (see ``collapsebench.first_models``).
     """
@@ -124,6 +131,8 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         nearest_k: int = 3,
         w2_exact_max_pairs: int = 4_000_000,
         features: FeatureMap | str | None = None,
+        sample_reward: str | None = None,
+        sample_reward_kwargs: dict[str, Any] | None = None,
         first_models: FirstModelCache | None = None,
     ) -> None:
         for name, value, low in (
@@ -136,6 +145,18 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
                 raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
         if headline_metric not in metrics:
             raise ValueError(f"headline_metric {headline_metric!r} is not among the metrics {metrics}")
+        if sample_reward is None and SAMPLE_REWARD_METRIC in metrics:
+            raise ValueError(
+                f"the metric {SAMPLE_REWARD_METRIC!r} needs a reward: pass sample_reward=NAME "
+                "(a registered reward, see cb.register_reward)"
+            )
+        if sample_reward is None and sample_reward_kwargs:
+            raise ValueError("sample_reward_kwargs only apply with a sample_reward name")
+        if sample_reward is not None and not isinstance(sample_reward, str):
+            raise ValueError(
+                "sample_reward must be a registered reward's name, so that runs record it: register "
+                f"the function with cb.register_reward first (got {sample_reward!r})"
+            )
         if isinstance(model, GenerativeModel) and model_kwargs:
             raise ValueError("model_kwargs only apply when model is a registered name")
 
@@ -150,7 +171,14 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         )
         self.warm_start = warm_start
         self.headline_metric = headline_metric
-        self.metrics = tuple(metrics)
+        self.sample_reward = (
+            None if sample_reward is None else make_reward(sample_reward, **(sample_reward_kwargs or {}))
+        )
+        self.metrics = tuple(metrics) + (
+            (SAMPLE_REWARD_METRIC,)
+            if self.sample_reward is not None and SAMPLE_REWARD_METRIC not in metrics
+            else ()
+        )
         self.nearest_k = nearest_k
         self.w2_exact_max_pairs = w2_exact_max_pairs
         self.features: FeatureMap = (
@@ -263,6 +291,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
             w2_exact_max_pairs=self.w2_exact_max_pairs,
             draw_seed=lambda: int(self._rng(_METRIC, generation).integers(2**31)),
             real_radii=self._real_radii,
+            sample_reward=self.sample_reward,
         )
         metrics = score(evaluation, self.metrics)
         clock.lap("score")

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from collapsebench.datasets import CorruptDataError
 from collapsebench.env import CollapseEnv
 from collapsebench.first_models import FirstModelCache
 from collapsebench.policies import CurationPolicy, make_policy
@@ -22,6 +23,9 @@ from collapsebench.registration import make, spec
 from collapsebench.store import ResultsStore, RunKey, canonical_json
 
 _NOT_CONFIG = ("model", "model_kwargs", "first_models")  # model: recorded on its own; cache: no setting
+# Recorded only when a sample reward is set: without one they change nothing, and the configs of runs
+# (and leaderboard tracks) made before the option existed stay what they were.
+_SAMPLE_REWARD_CONFIG = ("sample_reward", "sample_reward_kwargs")
 
 
 def package_version() -> str:
@@ -33,6 +37,9 @@ def package_version() -> str:
 def env_config(env: CollapseEnv) -> str:
     """The env's resolved settings as canonical JSON, the model excluded (recorded on its own)."""
     config = {name: value for name, value in env.config.items() if name not in _NOT_CONFIG}
+    if config.get("sample_reward") is None:
+        for name in _SAMPLE_REWARD_CONFIG:
+            config.pop(name, None)
     if env.feature_version is not None:  # results of other feature weights or libraries never mix
         config["features"] = env.feature_version
     return canonical_json(config)
@@ -63,6 +70,11 @@ class GenerationRecord:
     snapshot: dict[str, np.ndarray] | None = None  # pool, weights and samples, for pictures
 
 
+class EnvSettingsError(ValueError):
+    """The env's settings (overrides, model, model parameters) cannot make an env: raised when a
+    lineage is set up, before it runs anything."""
+
+
 class Lineage:
     """One lineage (env × policy × seed) stepped generation by generation, from the start or from a
     checkpoint. The store-writing loops (``run_lineage`` here, sweep chunks in worker processes) are
@@ -81,7 +93,12 @@ class Lineage:
         kwargs = dict(env_kwargs or {})
         if first_models is not None:
             kwargs["first_models"] = first_models
-        self.env = make(env_id, **kwargs)
+        try:
+            self.env = make(env_id, **kwargs)
+        except CorruptDataError:
+            raise  # the files, not the settings
+        except (KeyError, TypeError, ValueError) as error:
+            raise EnvSettingsError(f"{env_id}: {error.args[0] if error.args else error}") from error
         self.unwrapped: CollapseEnv = self.env.unwrapped  # type: ignore[assignment]
         self.key = run_key(self.unwrapped, env_id, policy, seed)
         self.policy, self.seed = policy, int(seed)

@@ -25,6 +25,7 @@ from collapsebench.metrics import (
 )
 from collapsebench.models import GenerativeModel, SupportsCovariance, SupportsLogProb
 from collapsebench.registry import Registry
+from collapsebench.rewards import Reward
 
 FeatureMap = Callable[[np.ndarray], np.ndarray]
 
@@ -53,6 +54,7 @@ class Evaluation:
     w2_exact_max_pairs: int = 4_000_000
     draw_seed: Callable[[], int] = int  # the metrics' random seed, drawn on first use (int() is 0)
     real_radii: np.ndarray | None = None  # k-NN radii of the real features, cached per episode
+    sample_reward: Reward | None = None  # r(x) for the ``sample_reward`` metric, when the env has one
 
     @cached_property
     def seed(self) -> int:
@@ -77,6 +79,8 @@ class Evaluation:
         return gaussian_statistics(self.sample_features)[1]
 
 
+# The metric an env with a ``sample_reward`` adds to its metrics.
+SAMPLE_REWARD_METRIC = "sample_reward"
 # The metrics read from ``Evaluation.prdc``: an env scoring any of them caches the real k-NN radii.
 PRDC_METRICS = frozenset({"precision", "recall", "density", "coverage"})
 
@@ -181,3 +185,17 @@ def _memorization(evaluation: Evaluation) -> float | None:
     if evaluation.train_samples is None:
         return None
     return memorization_fraction(evaluation.features(evaluation.train_samples), evaluation.sample_features)
+
+
+@register_metric(SAMPLE_REWARD_METRIC)
+def _sample_reward(evaluation: Evaluation) -> float | None:
+    """Mean r(x) over the model's samples, under the env's ``sample_reward``."""
+    if evaluation.sample_reward is None:
+        return None
+    rewards = np.asarray(evaluation.sample_reward(evaluation.samples), dtype=np.float64)
+    if rewards.shape != (len(evaluation.samples),):
+        raise ValueError(
+            f"the sample reward returned an array of shape {rewards.shape} for {len(evaluation.samples)} "
+            "samples: a reward gives one number per item"
+        )
+    return float(rewards.mean())

@@ -87,6 +87,15 @@ def test_run_reports_bad_input_clearly(tmp_path):
     assert result.exit_code != 0 and "NAME=VALUE" in result.output
     result = invoke("run", "Gaussian-mix-v0", "--policy", "lambda-mix", "--seeds", "a-b", "--store", store)
     assert result.exit_code != 0 and "seeds look like" in result.output
+    for setting, named in [
+        (["--env-param", "sample_reward=linaer"], "unknown reward 'linaer'; registered: distance, linear"),
+        (["--env-param", "n_real=0"], "n_real must be an integer ≥ 1, got 0"),
+        (["--model", "gausian"], "unknown model 'gausian'"),
+    ]:
+        result = invoke("run", "Gaussian-mix-v0", "--policy", "lambda-mix", *setting, "--store", store)
+        assert result.exit_code != 0 and named in result.output
+        assert "--env-param / --model / --model-param" in result.output
+    assert not (tmp_path / "r.sqlite").exists() or not ResultsStore(store).to_dataframe().size
 
 
 def test_plot_without_results_says_so(tmp_path):

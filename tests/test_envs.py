@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import gymnasium as gym
@@ -11,6 +12,8 @@ from gymnasium.utils.env_checker import check_env
 
 import collapsebench as cb
 from collapsebench.pool import EMPTY, REAL
+from collapsebench.rewards import REWARDS
+from collapsebench.runner import env_config
 
 from conftest import TINY_MLP, fast_model, rollout, tiny_overrides
 
@@ -275,3 +278,77 @@ def test_reward_is_minus_the_headline_metric():
     obs, _ = env.reset(seed=0)
     _, reward, _, _, info = env.step(cb.make_policy("real-only")(obs))
     assert reward == -info["metrics"]["w2"]
+
+
+@pytest.fixture
+def recorded_reward():
+    """A registered reward r(x) = 3x + 1 that keeps every array it scores."""
+    seen: list[np.ndarray] = []
+
+    @cb.register_reward("test-recorded-affine")
+    def affine_reward():
+        def reward(x: np.ndarray) -> np.ndarray:
+            seen.append(np.array(x))
+            return 3.0 * x[:, 0] + 1.0
+
+        return reward
+
+    yield seen
+    REWARDS.unregister("test-recorded-affine")
+
+
+def test_sample_reward_is_the_mean_reward_of_the_models_samples_and_changes_nothing_else(recorded_reward):
+    overrides = {"generations": 2, "n_eval": 400}
+    plain = rollout(cb.make("Gaussian-mix-v0", **overrides), cb.make_policy("lambda-mix", lam=1.0), seed=3)
+    env = cb.make("Gaussian-mix-v0", sample_reward="test-recorded-affine", **overrides)
+    obs, _ = env.reset(seed=3)
+    policy = cb.make_policy("lambda-mix", lam=1.0)
+    policy.reset(3)
+    for generation in range(3):
+        obs, _, _, _, info = env.step(policy(obs))
+        samples = recorded_reward[-1]
+        assert len(recorded_reward) == generation + 1 and samples.shape == (400, 1)  # the n_eval samples
+        assert info["metrics"]["sample_reward"] == pytest.approx(np.mean(3.0 * samples + 1.0), rel=1e-12)
+        model = env.unwrapped.model  # they are the model's: N(mean_, cov_)
+        assert abs(samples.mean() - model.mean_[0]) < 5 * np.sqrt(model.cov_[0, 0] / 400)
+        others = {key: value for key, value in info["metrics"].items() if key != "sample_reward"}
+        assert others == plain[generation]["metrics"]  # a measurement only: same draws, same numbers
+
+
+def test_a_sample_reward_is_recorded_in_the_run_config_only_when_set():
+    without = json.loads(env_config(cb.make("GMM2D-mix-v0").unwrapped))
+    assert "sample_reward" not in without and "sample_reward_kwargs" not in without
+    env = cb.make("GMM2D-mix-v0", sample_reward="linear", sample_reward_kwargs={"direction": [0.0, 1.0]})
+    config = json.loads(env_config(env.unwrapped))
+    assert config["sample_reward"] == "linear" and config["sample_reward_kwargs"] == {"direction": [0.0, 1.0]}
+    assert env.unwrapped.metrics[-1] == "sample_reward"
+    assert {key: value for key, value in config.items() if not key.startswith("sample_reward")} == without
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"metrics": ("fd", "sample_reward")}, ValueError, "needs a reward: pass sample_reward=NAME"),
+        ({"sample_reward_kwargs": {"direction": [1.0]}}, ValueError, "only apply with a sample_reward"),
+        ({"sample_reward": np.sum}, ValueError, "register the function with cb.register_reward"),
+        ({"sample_reward": "linaer"}, KeyError, "unknown reward 'linaer'; registered: distance, linear"),
+    ],
+)
+def test_a_bad_sample_reward_is_refused_when_the_env_is_made(kwargs, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        cb.make("Gaussian-mix-v0", **kwargs)
+
+
+def test_a_reward_that_does_not_score_each_item_fails_the_step_and_changes_nothing():
+    @cb.register_reward("test-pairwise")
+    def pairwise_reward():
+        return lambda x: np.ones((len(x), 2))
+
+    try:
+        env = cb.make("Gaussian-mix-v0", generations=2, sample_reward="test-pairwise")
+        obs, _ = env.reset(seed=0)
+        with pytest.raises(ValueError, match=re.escape("shape (1000, 2) for 1000 samples")):
+            env.step(cb.make_policy("real-only")(obs))
+        assert env.unwrapped.generation == 0 and env.unwrapped.model is None
+    finally:
+        REWARDS.unregister("test-pairwise")

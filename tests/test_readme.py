@@ -10,6 +10,7 @@ import pytest
 
 from collapsebench.models import MODELS
 from collapsebench.policies import POLICIES
+from collapsebench.scoring import METRICS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -56,3 +57,13 @@ def test_the_readme_sweep_config_expands_to_its_cells():
     cells = cells_from_config(tomllib.loads(block), source="README")
     assert len(cells) == (5 + 1) * 10
     assert {cell.env_id for cell in cells} == {"Gaussian-mix-v0", "Gaussian-replace-v0"}
+
+
+def test_the_readme_documents_every_metric_and_policy():
+    """Each registered metric has a row in the metrics table, each policy one in the policies table."""
+    text = README.read_text()
+    first_cells = re.findall(r"^\|([^|]*)\|", text, flags=re.MULTILINE)
+    rows = {name for cell in first_cells for name in re.findall(r"`([a-z_0-9-]+)`", cell)}
+    for name in (*METRICS, *POLICIES):
+        if not name.startswith("test-"):  # registered by other tests of this session
+            assert name in rows, f"{name} has no row in the README"
