@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The exact commands behind the toy-world numbers in the README ("Toy 2-D worlds"): real budgets of the
-# v0 specs (spline flow: 1000 steps at generation 0, then 300 per generation; T = 20): 3 seeds for
-# the three loops, 2 for the curation cells. About 3.5 minutes per lineage on one CPU core (flows use
-# one thread), so 45 minutes in all. Usage: bash baselines/reproduce_toy.sh [STORE]
+# The exact commands behind the toy-world numbers in the README ("Toy worlds at full budget"): real
+# budgets of the v0 specs (spline flow: 1000 steps at generation 0, then 300 per generation; T = 20):
+# 3 seeds for the three loops, 2 for the curation cells; the curate-bt cells also measure the
+# samples' mean reward (sample_reward). About 3.5 minutes per lineage on one CPU core (flows use one
+# thread), so 45 minutes in all. Usage: bash baselines/reproduce_toy.sh [STORE]
 set -euo pipefail
 store="${1:-results/toy.sqlite}"
 run() { collapsebench run "$@" --snapshots 5 --store "$store" --no-progress; }
