@@ -336,7 +336,11 @@ def weights() -> None:
 def demo(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("results/demo"),
     quick: Annotated[bool, typer.Option(help="2 seeds, 2-3 generations: a smoke test")] = False,
-    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="worker processes running lineages side by side [default: all cores]"),
+    ] = None,
 ) -> None:
     """The main job: baselines on Gaussian-replace/mix/accumulate and GMM2D-mix/accumulate (CPU, minutes)."""
     import time
@@ -345,7 +349,7 @@ def demo(
     from collapsebench.plotting import summary_table
 
     started = time.perf_counter()
-    _, summary = run_demo(out, quick=quick, progress=progress)
+    _, summary = run_demo(out, quick=quick, progress=progress, workers=workers)
     wide = summary_table(summary, _mean_ci)
     table = Table(title="last generation: mean ± 95% CI over seeds")
     table.add_column("env", no_wrap=True)

@@ -1,6 +1,8 @@
 """The embedded main job: a short sweep of the baseline policies on the analytic worlds.
 
-CPU only, no download, a few minutes on 2 cores. It writes a results store, a CSV of every metric,
+CPU only, no download, a few minutes on 2 cores. Every (cell, seed) lineage is one cell of a sweep
+(``collapsebench.sweep``), so the lineages run side by side on every core, a rerun skips what the
+store already has and an interrupted demo resumes. It writes a results store, a CSV of every metric,
 a summary table (final generation, mean ± 95% CI over seeds) and one collapse-curve figure per env.
 """
 
@@ -13,15 +15,28 @@ from typing import Any
 import pandas as pd
 
 from collapsebench.plotting import plot_curves, summarize, summary_table
-from collapsebench.runner import evaluate
 from collapsebench.store import ResultsStore, export
+from collapsebench.sweep import Cell as SweepCell
+from collapsebench.sweep import sweep
 
 
 @dataclass(frozen=True)
 class Cell:
+    """An env and a baseline agent, run for every seed of its family's budget."""
+
     env_id: str
     policy: str
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def family(self) -> str:
+        return self.env_id.split("-")[0]
+
+    def lineages(self, budget: Budget) -> list[SweepCell]:
+        return [
+            SweepCell(self.env_id, (self.policy,), seed, self.policy_kwargs, generations=budget.generations)
+            for seed in range(budget.seeds)
+        ]
 
 
 @dataclass(frozen=True)
@@ -51,26 +66,24 @@ CELLS = (
 PLOTTED_METRICS = ["std_ratio", "fd", "w2", "recall"]
 
 
-def run_demo(out: Path, quick: bool = False, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run every cell, then write results.csv, summary.csv/.md and curves-<family>.png into ``out``."""
+def run_demo(
+    out: Path, quick: bool = False, progress: bool = True, backend: str = "local", workers: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run every cell's lineages as one sweep on ``backend`` (default: a process per core), then write
+    results.csv, summary.csv/.md and curves-<family>.png into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    store = ResultsStore(out / "results.sqlite")
     budgets = QUICK if quick else FULL
-    frames = []
-    for cell in CELLS:
-        budget = budgets[cell.env_id.split("-")[0]]
-        frames.append(
-            evaluate(
-                cell.env_id,
-                cell.policy,
-                cell.policy_kwargs,
-                seeds=range(budget.seeds),
-                generations=budget.generations,
-                store=store,
-                progress=progress,
-            )
+    lineages = [lineage for cell in CELLS for lineage in cell.lineages(budgets[cell.family])]
+    report = sweep(
+        lineages, ResultsStore(out / "results.sqlite"), backend=backend, workers=workers, progress=progress
+    )
+    if not report.ok:
+        failure = report.failures[0]
+        raise RuntimeError(
+            f"{len(report.failures)} demo lineage(s) failed, e.g. {failure.cell.label}: {failure.error} "
+            "(rerun the demo: it resumes them)"
         )
-    results = pd.concat(frames, ignore_index=True)
+    results = report.to_dataframe()
     export(results, out / "results.csv")
     summary = summarize(results, PLOTTED_METRICS)
     summary.to_csv(out / "summary.csv", index=False)

@@ -1,4 +1,4 @@
-"""Collapse curves: a metric against generation, one line per agent, a 95% bootstrap band over seeds."""
+"""Collapse curves: a metric against generation, one line per agent, a 95% band over seeds."""
 
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ def summary_table(summary: pd.DataFrame, cell: Callable[[float, float], str]) ->
 def plot_curves(
     frame: pd.DataFrame, metrics: list[str], out: str | os.PathLike[str], title: str | None = None
 ) -> Path:
-    """One panel per (env, metric); saved as PNG."""
+    """One panel per (env, metric); saved as PNG. The band is ``summarize``'s 95% interval (mean ±
+    1.96 standard errors over seeds) at every generation: the same numbers as the summary table, and
+    no bootstrap (500 resamples per point took 36 s for the demo's 30-seed Gaussian figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,9 +82,7 @@ def plot_curves(
         row="env_id" if several_envs else None,
         col_order=[m for m in metrics if m in set(data["metric"])],
         kind="line",
-        errorbar=("ci", 95),
-        n_boot=500,
-        seed=0,
+        errorbar=("se", 1.96),
         height=3.2,
         aspect=1.3,
         facet_kws={"sharey": False},

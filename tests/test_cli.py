@@ -125,6 +125,14 @@ def test_demo_quick_writes_results_summary_and_figures(tmp_path):
         assert (tmp_path / f"curves-{family}.png").read_bytes()[:8] == PNG_MAGIC
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert {"Gaussian-replace-v0", "Gaussian-mix-v0", "GMM2D-mix-v0"} <= set(summary["env_id"])
+    # 11 cells × 2 seeds, each lineage one run; the demo is a sweep, so a rerun finds them all done
+    # and runs nothing (the runs' compute time and timestamps stay as they were).
+    runs = ResultsStore(tmp_path / "results.sqlite").runs()
+    assert len(runs) == 22 and (runs["completed_generations"] == runs["generations"] + 1).all()
+    again = invoke("demo", "--quick", "--out", str(tmp_path), "--no-progress", "--workers", "1")
+    assert again.exit_code == 0, again.output
+    pd.testing.assert_frame_equal(ResultsStore(tmp_path / "results.sqlite").runs(), runs)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "summary.csv"), summary)
 
 
 def test_run_composes_repeated_policies_and_plots_samples(tmp_path):
