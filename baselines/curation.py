@@ -14,7 +14,7 @@ import numpy as np
 
 from collapsebench.models import SupportsLogProb, WeightedData, make_model
 from collapsebench.policies import CurationPolicy, PoolView, register_policy
-from collapsebench.rewards import Reward, make_reward
+from collapsebench.rewards import Reward, item_rewards, make_reward
 
 
 def _real_and_kept(pool: PoolView, kept_synthetic: np.ndarray) -> np.ndarray:
@@ -134,7 +134,7 @@ class CurateBradleyTerry(CurationPolicy):
         order = rng.permutation(len(synthetic))
         n_groups = len(order) // self.K  # a last incomplete group is left out
         groups = order[: n_groups * self.K].reshape(n_groups, self.K)
-        rewards = self.beta * self._reward(pool.samples[synthetic])[groups]
+        rewards = self.beta * item_rewards(self._reward, pool.samples[synthetic], "synthetic items")[groups]
         probabilities = np.exp(rewards - rewards.max(axis=1, keepdims=True))
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         chosen = (rng.random((n_groups, 1)) > np.cumsum(probabilities, axis=1)).sum(axis=1)

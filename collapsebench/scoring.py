@@ -25,7 +25,7 @@ from collapsebench.metrics import (
 )
 from collapsebench.models import GenerativeModel, SupportsCovariance, SupportsLogProb
 from collapsebench.registry import Registry
-from collapsebench.rewards import Reward
+from collapsebench.rewards import Reward, item_rewards
 
 FeatureMap = Callable[[np.ndarray], np.ndarray]
 
@@ -192,10 +192,4 @@ def _sample_reward(evaluation: Evaluation) -> float | None:
     """Mean r(x) over the model's samples, under the env's ``sample_reward``."""
     if evaluation.sample_reward is None:
         return None
-    rewards = np.asarray(evaluation.sample_reward(evaluation.samples), dtype=np.float64)
-    if rewards.shape != (len(evaluation.samples),):
-        raise ValueError(
-            f"the sample reward returned an array of shape {rewards.shape} for {len(evaluation.samples)} "
-            "samples: a reward gives one number per item"
-        )
-    return float(rewards.mean())
+    return float(item_rewards(evaluation.sample_reward, evaluation.samples, "samples").mean())

@@ -352,3 +352,18 @@ def test_a_reward_that_does_not_score_each_item_fails_the_step_and_changes_nothi
         assert env.unwrapped.generation == 0 and env.unwrapped.model is None
     finally:
         REWARDS.unregister("test-pairwise")
+
+
+def test_a_reward_that_returns_nan_fails_the_step_instead_of_recording_nan():
+    @cb.register_reward("test-nan")
+    def nan_reward():
+        return lambda x: np.where(x[:, 0] > 0, np.nan, 1.0)
+
+    try:
+        env = cb.make("Gaussian-mix-v0", generations=2, sample_reward="test-nan")
+        obs, _ = env.reset(seed=0)
+        with pytest.raises(ValueError, match=r"non-finite value\(s\) for 1000 samples \(e\.g\. nan for item"):
+            env.step(cb.make_policy("real-only")(obs))
+        assert env.unwrapped.generation == 0 and env.unwrapped.model is None
+    finally:
+        REWARDS.unregister("test-nan")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from scipy import integrate
@@ -172,6 +174,22 @@ def test_curate_bt_keeps_one_per_group_favouring_high_reward():
     expected = np.mean(p_first * pairs[:, 0] + (1 - p_first) * pairs[:, 1])
     assert chosen.mean() == pytest.approx(expected, abs=0.06)
     assert synthetic[kept, 0].mean() == pytest.approx(0.0, abs=0.08)  # β = 0: a uniform choice
+
+
+@pytest.mark.parametrize(
+    ("reward", "message"),
+    [
+        (lambda x: x, "shape (30, 2) for 30 synthetic items: a reward gives one number per item"),
+        (lambda x: x[:, :1], "shape (30, 1) for 30 synthetic items"),  # broadcast into wrong choices before
+        (lambda x: np.where(x[:, 0] > 0, np.nan, x[:, 0]), "non-finite value(s) for 30 synthetic items"),
+    ],
+    ids=["per-coordinate", "column", "nan"],
+)
+def test_curate_bt_refuses_a_reward_that_is_not_one_finite_number_per_item(reward, message):
+    rng = np.random.default_rng(0)
+    obs = _pool_obs(rng.normal(size=(10, 2)), rng.normal(size=(30, 2)))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        cb.make_policy("curate-bt", reward=reward)(obs)
 
 
 def test_curate_bt_raises_the_reward_over_generations():
