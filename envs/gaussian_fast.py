@@ -17,6 +17,10 @@ Each loop is the sample path of one (env, policy) pair:
 ``"accumulate"``        ``Gaussian-accumulate-v0`` + accumulate  uniform over everything so far
 ======================  ======================================  =================================
 
+``gaussian_lineages(env_id, policy, n_lineages)`` picks the loop from an env id and a baseline policy
+and takes the world (μ, σ, n_real, n_synthetic, T, the estimator) from the env's spec, as ``cb.make``
+and ``cb.evaluate`` would; ``simulate_gaussian_lineages`` takes the numbers directly.
+
 Speed: the normal and χ² draws are nearly all the cost, so lineages are cut into blocks of
 ``LINEAGES_PER_STREAM``, each with its own random stream, and threads share the blocks (numpy's
 generators and ufuncs release the GIL). A result depends on ``seed`` only, never on ``workers``.
@@ -30,12 +34,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from collapsebench.executors import available_cores
+from collapsebench.models import make_model
+from collapsebench.policies import make_policy
+from collapsebench.registration import spec
 
 LINEAGES_PER_STREAM = 1000
 GENERATIONS_PER_DRAW = 16  # a thread's draw buffers (16 generations × its blocks) stay in cache
@@ -71,6 +78,75 @@ class GaussianLineages:
             {"std_ratio": self.std_ratio.ravel(), "w2_to_truth": self.w2_to_truth.ravel()}, index=index
         )
         return frame.reset_index().melt(["generation", "lineage"], var_name="metric", value_name="value")
+
+
+# (pool dynamics, baseline policy) → (loop, λ): λ from lambda-mix's ``lam``, or fixed by the policy.
+EXACT_AGENTS: dict[tuple[str, str], tuple[str, float | None]] = {
+    ("replace", "full-synthetic"): ("replace", None),
+    ("mix", "lambda-mix"): ("mix", None),
+    ("mix", "full-synthetic"): ("mix", float("inf")),
+    ("mix", "real-only"): ("mix", 0.0),
+    ("fresh", "lambda-mix"): ("fresh", None),
+    ("fresh", "full-synthetic"): ("fresh", float("inf")),
+    ("fresh", "real-only"): ("fresh", 0.0),
+    ("accumulate", "accumulate"): ("accumulate", None),
+}
+# The env settings that shape the fitted parameters; the rest (n_test, n_eval, metrics, ...) only
+# change how a generation is scored, which the exact path does not do.
+WORLD_SETTINGS = ("mean", "std", "n_real", "n_synthetic", "generations", "model_kwargs")
+_GAUSSIAN_ENTRY_POINT = "collapsebench.envs.gaussian:GaussianEnv"
+
+
+def gaussian_lineages(
+    env_id: str,
+    policy: str,
+    n_lineages: int,
+    policy_kwargs: dict[str, Any] | None = None,
+    seed: int = 0,
+    workers: int | None = None,
+    **env_kwargs: Any,
+) -> GaussianLineages:
+    """``n_lineages`` lineages of ``env_id`` under the baseline ``policy``, simulated exactly: equal in
+    distribution to the fitted models of ``cb.evaluate(env_id, policy, policy_kwargs, ...)``. The world
+    comes from the env's spec; ``env_kwargs`` override the settings in ``WORLD_SETTINGS``. Supported
+    (dynamics, policy) pairs: ``EXACT_AGENTS``."""
+    env_spec = spec(env_id)
+    if env_spec.entry_point != _GAUSSIAN_ENTRY_POINT:
+        raise ValueError(
+            f"the exact path covers the 1-D Gaussian worlds (Gaussian-<dynamics>-v0), not {env_id!r}"
+        )
+    ignored = sorted(set(env_kwargs) - set(WORLD_SETTINGS))
+    if ignored:
+        raise ValueError(
+            f"the exact path takes {', '.join(WORLD_SETTINGS)}, not {', '.join(ignored)}: it simulates "
+            "the Gaussian MLE's fitted parameters, with no items to score"
+        )
+    settings = {**env_spec.kwargs, **env_kwargs}
+    if settings["model"] != "gaussian":
+        raise ValueError(
+            f"the exact path refits the 'gaussian' model; {env_id} is set to {settings['model']!r}"
+        )
+    agent = make_policy(policy, **(policy_kwargs or {}))
+    dynamics = settings["dynamics"]
+    if (dynamics, agent.name) not in EXACT_AGENTS:
+        supported = ", ".join(f"{name} on {pool}" for pool, name in EXACT_AGENTS)
+        raise ValueError(
+            f"no exact path for {agent.label} on {dynamics} dynamics; there is one for: {supported}"
+        )
+    loop, lam = EXACT_AGENTS[dynamics, agent.name]
+    return simulate_gaussian_lineages(
+        n_lineages,
+        int(settings["generations"]),
+        loop,
+        lam=float(agent.params.get("lam", 1.0)) if lam is None else lam,
+        n_real=settings["n_real"],
+        n_synthetic=settings["n_synthetic"],
+        mean=settings["mean"],
+        std=settings["std"],
+        unbiased=make_model("gaussian", **settings["model_kwargs"]).unbiased,
+        seed=seed,
+        workers=workers,
+    )
 
 
 def simulate_gaussian_lineages(

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from scipy.stats import ks_2samp
 
 import collapsebench as cb
 from collapsebench.envs.gaussian import c4
-from collapsebench.envs.gaussian_fast import simulate_gaussian_lineages
+from collapsebench.envs.gaussian_fast import gaussian_lineages, simulate_gaussian_lineages
 
 CHEAP = {"n_test": 10, "n_eval": 10, "metrics": ("std_ratio",), "headline_metric": "std_ratio"}
-SAMPLE_PATH = {
+SAMPLE_PATH = {  # the four loops, and two of the pairs that are a loop at an extreme λ
     "replace": ("Gaussian-replace-v0", "full-synthetic", {}),
     "mix": ("Gaussian-mix-v0", "lambda-mix", {"lam": 1.0}),
     "fresh": ("Gaussian-fresh-v0", "lambda-mix", {"lam": 1.0}),
     "accumulate": ("Gaussian-accumulate-v0", "accumulate", {}),
+    "mix, full-synthetic": ("Gaussian-mix-v0", "full-synthetic", {}),
+    "fresh, real-only": ("Gaussian-fresh-v0", "real-only", {}),
 }
 GENERATIONS, CHECKED = 20, (1, 5, 20)
 
@@ -38,9 +42,10 @@ def sample_path(loop: str, seeds: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("loop", list(SAMPLE_PATH))
 def test_fast_path_is_equal_in_distribution_to_the_sample_path(loop):
     means, stds = sample_path(loop, seeds=300)
-    fast = simulate_gaussian_lineages(4000, GENERATIONS, loop, lam=1.0, seed=1)
+    env_id, policy, kwargs = SAMPLE_PATH[loop]
+    fast = gaussian_lineages(env_id, policy, 4000, kwargs, seed=1, generations=GENERATIONS)
     for generation in CHECKED:
-        # 2 statistics × 3 generations × 4 loops: a Bonferroni-safe level for 24 tests.
+        # 2 statistics × 3 generations × 6 agents: a Bonferroni-safe level for 36 tests.
         assert ks_2samp(stds[generation], fast.std[generation]).pvalue > 1e-3, (loop, generation, "std")
         assert ks_2samp(means[generation], fast.mean[generation]).pvalue > 1e-3, (loop, generation, "mean")
 
@@ -92,3 +97,52 @@ def test_tidy_frame_and_validation():
         simulate_gaussian_lineages(3, 2, "mix", workers=0)
     only_the_real_fit = simulate_gaussian_lineages(5, 0, "replace")
     assert only_the_real_fit.std.shape == (1, 5)
+
+
+def test_an_env_id_and_policy_pick_the_loop_and_the_spec_gives_the_world():
+    def same(a, b):
+        return np.array_equal(a.mean, b.mean) and np.array_equal(a.std, b.std)
+
+    mixed = gaussian_lineages("Gaussian-mix-v0", "lambda-mix", 50, {"lam": 0.5}, seed=3, generations=4)
+    assert same(mixed, simulate_gaussian_lineages(50, 4, "mix", lam=0.5, seed=3))
+    assert not same(mixed, simulate_gaussian_lineages(50, 4, "mix", lam=1.0, seed=3))
+    # T from the spec (100); real-only and full-synthetic are λ = 0 and ∞ of the mixed loop.
+    real_only = gaussian_lineages("Gaussian-fresh-v0", "real-only", 20, seed=4)
+    assert same(real_only, simulate_gaussian_lineages(20, 100, "fresh", lam=0.0, seed=4))
+    synthetic = gaussian_lineages("Gaussian-mix-v0", "full-synthetic", 20, seed=5, generations=3)
+    assert same(synthetic, simulate_gaussian_lineages(20, 3, "mix", lam=float("inf"), seed=5))
+    # Overrides of the world go through, as with cb.make.
+    overridden = gaussian_lineages(
+        "Gaussian-accumulate-v0",
+        "accumulate",
+        20,
+        seed=6,
+        generations=3,
+        mean=2.0,
+        std=0.5,
+        n_real=30,
+        n_synthetic=10,
+        model_kwargs={"unbiased": False},
+    )
+    expected = simulate_gaussian_lineages(
+        20, 3, "accumulate", mean=2.0, std=0.5, n_real=30, n_synthetic=10, unbiased=False, seed=6
+    )
+    assert same(overridden, expected) and overridden.true_std == 0.5
+
+
+@pytest.mark.parametrize(
+    ("env_id", "policy", "kwargs", "message"),
+    [
+        ("GaussianND-mix-v0", "lambda-mix", {}, "covers the 1-D Gaussian worlds"),
+        ("GMM2D-mix-v0", "lambda-mix", {}, "covers the 1-D Gaussian worlds"),
+        ("Gaussian-mix-v0", "accumulate", {}, "no exact path for accumulate on mix dynamics"),
+        ("Gaussian-mix-v0", "filter-likelihood", {}, "no exact path for filter-likelihood(q=0.2"),
+        ("Gaussian-mix-v0", "lambda-mix", {"n_eval": 10}, "not n_eval: it simulates"),
+        ("Gaussian-mix-v0", "lambda-mix", {"model": "gmm"}, "not model: it simulates"),
+        ("Gaussian-mix-v0", "lambda-mix", {"model_kwargs": {"shrink": 1}}, "shrink"),
+        ("Gaussian-mixed-v0", "lambda-mix", {}, "unknown env 'Gaussian-mixed-v0'"),
+    ],
+)
+def test_pairs_without_an_exact_path_are_refused_with_the_reason(env_id, policy, kwargs, message):
+    with pytest.raises((ValueError, KeyError, TypeError), match=re.escape(message)):
+        gaussian_lineages(env_id, policy, 10, **kwargs)

@@ -41,6 +41,8 @@ def test_readme_example_runs(index, tmp_path, monkeypatch):
         assert set(namespace["df"]["seed"]) == set(range(20))
     elif index == 2:
         assert namespace["lineages"].std_ratio.shape == (1001, 10_000)
+        assert abs(namespace["lineages"].std_ratio[-1].mean() - 1.0) < 0.05  # λ = 0.5: stable
+        assert namespace["replace"].std_ratio.shape == (1001, 10_000)
     else:
         env = namespace["env"]
         obs, _ = env.reset(seed=0)
