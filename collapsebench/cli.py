@@ -7,7 +7,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.table import Table
@@ -175,6 +175,8 @@ def run(
         raise typer.BadParameter(str(error), param_hint="--data-dir / weights") from None
     except EnvSettingsError as error:
         raise typer.BadParameter(str(error), param_hint="--env-param / --model / --model-param") from None
+    except KeyboardInterrupt:
+        _interrupted()
     finally:  # the command may run inside another program (tests, notebooks): leave its env alone
         if previous_data_dir is None:
             os.environ.pop(DATA_ENV_VAR, None)
@@ -189,6 +191,12 @@ def run(
     for row in summary.itertuples():
         table.add_row(row.metric, str(row.generation), f"{row.mean:.4g}", f"{row.ci95:.2g}", str(row.seeds))
     console.print(table)
+
+
+def _interrupted() -> NoReturn:
+    """Ctrl-C during work that commits generation by generation: say what is kept and how to go on."""
+    console.print("interrupted: every generation committed so far is kept; rerun the same command to resume")
+    raise typer.Exit(130)  # the shell's code for a SIGINT
 
 
 @app.command("sweep")
@@ -248,6 +256,8 @@ def sweep_command(
         )
     except (FileNotFoundError, KeyError, ValueError, ImportError) as error:
         raise typer.BadParameter(str(error.args[0] if error.args else error), param_hint="CONFIG") from None
+    except KeyboardInterrupt:
+        _interrupted()
     console.print(
         f"{len(report.run_ids)} cells: {report.skipped} already done, "
         f"{len(report.run_ids) - report.skipped - len(report.failures)} run, {len(report.failures)} failed"
@@ -349,7 +359,10 @@ def demo(
     from collapsebench.plotting import summary_table
 
     started = time.perf_counter()
-    _, summary = run_demo(out, quick=quick, progress=progress, workers=workers)
+    try:
+        _, summary = run_demo(out, quick=quick, progress=progress, workers=workers)
+    except KeyboardInterrupt:
+        _interrupted()
     wide = summary_table(summary, _mean_ci)
     table = Table(title="last generation: mean ± 95% CI over seeds")
     table.add_column("env", no_wrap=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -63,11 +64,19 @@ class Executor(ABC):
         """Release workers; tasks still running are abandoned (their work is redone by a rerun)."""
         return None
 
+    def abort(self) -> None:
+        """Release workers at once: the driver is leaving early (Ctrl-C, an error) and will not commit
+        what tasks still running would return. By default the same as ``close``."""
+        self.close()
+
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 EXECUTORS: Registry[Executor] = Registry("executor")
@@ -106,11 +115,15 @@ class InlineExecutor(Executor):
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def _limit_threads(threads: int) -> None:
+def _start_worker(threads: int) -> None:
     # Set before the worker imports numpy/torch, whose thread pools read these once: N workers with
     # N threads each on N cores thrash.
     for variable in THREAD_VARIABLES:
         os.environ[variable] = str(threads)
+    # Ctrl-C reaches the terminal's whole process group. Only the driver acts on it (it stops the
+    # workers itself): a worker interrupted inside the task queue's lock would leave its siblings,
+    # and the driver's shutdown waiting on them, blocked forever.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @EXECUTORS.register("local")
@@ -134,7 +147,7 @@ class LocalExecutor(Executor):
         return ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_limit_threads,
+            initializer=_start_worker,
             initargs=(self._threads,),
         )
 
@@ -161,6 +174,17 @@ class LocalExecutor(Executor):
             self._restart()
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def abort(self) -> None:
+        # Stop the workers now rather than after their chunks: they write nothing, so only those
+        # chunks are lost, as when a worker dies. (ProcessPoolExecutor has no public way before 3.14.)
+        terminate = getattr(self._pool, "terminate_workers", None)
+        if terminate is not None:
+            terminate()
+        else:
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                process.terminate()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 

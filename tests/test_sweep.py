@@ -232,6 +232,22 @@ def test_the_local_pool_restarts_when_a_worker_died_before_a_submit():
         assert executor.submit(abs, -2, Resources()).result(timeout=120) == 2
 
 
+def test_local_workers_leave_ctrl_c_to_the_driver_which_stops_them_at_once_when_it_leaves_early():
+    with make_executor("local", workers=1) as executor:
+        assert (
+            executor.submit(signal.getsignal, signal.SIGINT, Resources()).result(timeout=120)
+            == signal.SIG_IGN
+        )
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), make_executor("local", workers=1) as executor:
+        executor.submit(abs, -1, Resources()).result(timeout=120)  # the worker is up
+        busy = executor.submit(time.sleep, 300, Resources())
+        raise KeyboardInterrupt  # as the driver's Ctrl-C would, while a chunk runs
+    assert time.monotonic() - started < 60, "leaving early waited for the running task"
+    assert busy.done()
+
+
 def test_the_cells_resources_follow_the_model():
     (image_cell,) = cells_from_config(
         {"envs": "Digits-mix-v0", "seeds": 0, "agents": [{"policy": "real-only"}]}
@@ -315,6 +331,33 @@ def test_killing_the_whole_sweep_and_rerunning_it_loses_nothing(tmp_path):
     process.wait()
     done = ResultsStore(store).runs()["completed_generations"]
     assert done.sum() < 4 * 151, "the sweep finished before it was killed"
+
+    subprocess.run(_sweep_command(config, store, *options), check=True, capture_output=True)
+    pd.testing.assert_frame_equal(stored(store), stored(tmp_path / "straight.sqlite"))
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="finds worker processes through /proc")
+def test_ctrl_c_stops_the_sweep_and_its_workers_at_once_and_a_rerun_resumes(tmp_path):
+    config = _write_config(tmp_path, generations=150)
+    options = ("--workers", "2", "--chunk-seconds", "0", "--no-progress")
+    subprocess.run(_sweep_command(config, tmp_path / "straight.sqlite", "--backend", "inline"), check=True)
+
+    store = tmp_path / "interrupted.sqlite"
+    process = subprocess.Popen(
+        _sweep_command(config, store, *options), stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    _wait_for_progress(store, process, at_least=10)
+    workers = _spawned_workers(process.pid)
+    assert len(workers) == 2
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: the driver and its workers
+    try:
+        output, _ = process.communicate(timeout=60)  # it used to wait forever on a dead worker's lock
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130 and "interrupted" in output and "rerun the same command" in output
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert ResultsStore(store).runs()["completed_generations"].sum() < 4 * 151
 
     subprocess.run(_sweep_command(config, store, *options), check=True, capture_output=True)
     pd.testing.assert_frame_equal(stored(store), stored(tmp_path / "straight.sqlite"))
