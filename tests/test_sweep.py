@@ -300,67 +300,77 @@ def _spawned_workers(parent: int) -> list[int]:
     return workers
 
 
-@pytest.mark.skipif(not Path("/proc").exists(), reason="finds worker processes through /proc")
-def test_killing_a_local_worker_mid_sweep_loses_nothing(tmp_path):
-    config = _write_config(tmp_path, generations=150)
-    options = ("--workers", "2", "--chunk-seconds", "0", "--no-progress")
-    subprocess.run(_sweep_command(config, tmp_path / "straight.sqlite", "--backend", "inline"), check=True)
+INTERRUPTED_SWEEP_OPTIONS = ("--workers", "2", "--chunk-seconds", "0", "--no-progress")
 
+
+@pytest.fixture(scope="module")
+def grid_and_rows(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """The interruption tests' grid (4 lineages × 151 generations) and its rows run straight through."""
+    folder = tmp_path_factory.mktemp("interruptions")
+    config = _write_config(folder, generations=150)
+    subprocess.run(_sweep_command(config, folder / "straight.sqlite", "--backend", "inline"), check=True)
+    return config, stored(folder / "straight.sqlite")
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="finds worker processes through /proc")
+def test_killing_a_local_worker_mid_sweep_loses_nothing(tmp_path, grid_and_rows):
+    config, straight = grid_and_rows
     store = tmp_path / "killed.sqlite"
-    process = subprocess.Popen(_sweep_command(config, store, *options), stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        _sweep_command(config, store, *INTERRUPTED_SWEEP_OPTIONS), stdout=subprocess.PIPE, text=True
+    )
     _wait_for_progress(store, process, at_least=10)
     (victim, *_) = _spawned_workers(process.pid)
     os.kill(victim, signal.SIGKILL)
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output
     assert "4 run, 0 failed" in output
-    pd.testing.assert_frame_equal(stored(store), stored(tmp_path / "straight.sqlite"))
+    pd.testing.assert_frame_equal(stored(store), straight)
 
 
-def test_killing_the_whole_sweep_and_rerunning_it_loses_nothing(tmp_path):
-    config = _write_config(tmp_path, generations=150)
-    options = ("--workers", "2", "--chunk-seconds", "0", "--no-progress")
-    subprocess.run(_sweep_command(config, tmp_path / "straight.sqlite", "--backend", "inline"), check=True)
-
+def test_killing_the_whole_sweep_and_rerunning_it_loses_nothing(tmp_path, grid_and_rows):
+    config, straight = grid_and_rows
     store = tmp_path / "killed.sqlite"
     process = subprocess.Popen(
-        _sweep_command(config, store, *options), stdout=subprocess.DEVNULL, start_new_session=True
+        _sweep_command(config, store, *INTERRUPTED_SWEEP_OPTIONS),
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
     )
     _wait_for_progress(store, process, at_least=10)
     os.killpg(process.pid, signal.SIGKILL)  # the driver and its workers, without cleanup
     process.wait()
-    done = ResultsStore(store).runs()["completed_generations"]
-    assert done.sum() < 4 * 151, "the sweep finished before it was killed"
-
-    subprocess.run(_sweep_command(config, store, *options), check=True, capture_output=True)
-    pd.testing.assert_frame_equal(stored(store), stored(tmp_path / "straight.sqlite"))
+    _rerun_finishes_with_the_straight_rows(config, store, straight)
 
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="finds worker processes through /proc")
-def test_ctrl_c_stops_the_sweep_and_its_workers_at_once_and_a_rerun_resumes(tmp_path):
-    config = _write_config(tmp_path, generations=150)
-    options = ("--workers", "2", "--chunk-seconds", "0", "--no-progress")
-    subprocess.run(_sweep_command(config, tmp_path / "straight.sqlite", "--backend", "inline"), check=True)
-
+def test_ctrl_c_stops_the_sweep_and_its_workers_at_once_and_a_rerun_resumes(tmp_path, grid_and_rows):
+    config, straight = grid_and_rows
     store = tmp_path / "interrupted.sqlite"
     process = subprocess.Popen(
-        _sweep_command(config, store, *options), stdout=subprocess.PIPE, text=True, start_new_session=True
+        _sweep_command(config, store, *INTERRUPTED_SWEEP_OPTIONS),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     _wait_for_progress(store, process, at_least=10)
     workers = _spawned_workers(process.pid)
     assert len(workers) == 2
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: the driver and its workers
     try:
-        output, _ = process.communicate(timeout=60)  # it used to wait forever on a dead worker's lock
+        output, _ = process.communicate(timeout=60)  # it could wait forever on a worker's queue lock
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130 and "interrupted" in output and "rerun the same command" in output
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
-    assert ResultsStore(store).runs()["completed_generations"].sum() < 4 * 151
+    _rerun_finishes_with_the_straight_rows(config, store, straight)
 
-    subprocess.run(_sweep_command(config, store, *options), check=True, capture_output=True)
-    pd.testing.assert_frame_equal(stored(store), stored(tmp_path / "straight.sqlite"))
+
+def _rerun_finishes_with_the_straight_rows(config: Path, store: Path, straight: pd.DataFrame) -> None:
+    done = ResultsStore(store).runs()["completed_generations"]
+    assert done.sum() < 4 * 151, "the sweep finished before it was interrupted"
+    subprocess.run(_sweep_command(config, store, *INTERRUPTED_SWEEP_OPTIONS), check=True, capture_output=True)
+    pd.testing.assert_frame_equal(stored(store), straight)
 
 
 def _loopback_namespace_available() -> bool:
