@@ -121,8 +121,8 @@ def _start_worker(threads: int) -> None:
     for variable in THREAD_VARIABLES:
         os.environ[variable] = str(threads)
     # Ctrl-C reaches the terminal's whole process group. Only the driver acts on it (it stops the
-    # workers itself): a worker interrupted inside the task queue's lock would leave its siblings,
-    # and the driver's shutdown waiting on them, blocked forever.
+    # workers itself, see ``abort``): with the workers interrupted too, the pool's shutdown was seen
+    # waiting forever on workers stuck in its task queue.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
