@@ -185,7 +185,7 @@ class LocalExecutor(Executor):
         else:
             for process in list((getattr(self._pool, "_processes", None) or {}).values()):
                 process.terminate()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.close()
 
 
 @EXECUTORS.register("ray")

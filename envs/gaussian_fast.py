@@ -39,6 +39,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import pandas as pd
 
+from collapsebench.envs.gaussian import GaussianEnv
 from collapsebench.executors import available_cores
 from collapsebench.models import make_model
 from collapsebench.policies import make_policy
@@ -94,7 +95,7 @@ EXACT_AGENTS: dict[tuple[str, str], tuple[str, float | None]] = {
 # The env settings that shape the fitted parameters; the rest (n_test, n_eval, metrics, ...) only
 # change how a generation is scored, which the exact path does not do.
 WORLD_SETTINGS = ("mean", "std", "n_real", "n_synthetic", "generations", "model_kwargs")
-_GAUSSIAN_ENTRY_POINT = "collapsebench.envs.gaussian:GaussianEnv"
+_GAUSSIAN_ENTRY_POINT = f"{GaussianEnv.__module__}:{GaussianEnv.__qualname__}"  # as the catalog registers it
 
 
 def gaussian_lineages(
