@@ -4,18 +4,29 @@ CPU only, no download, a few minutes on 2 cores. Every (cell, seed) lineage is o
 (``collapsebench.sweep``), so the lineages run side by side on every core, a rerun skips what the
 store already has and an interrupted demo resumes. It writes a results store, a CSV of every metric,
 a summary table (final generation, mean ± 95% CI over seeds) and one collapse-curve figure per env.
+
+Beside the sampled lineages of each 1-D Gaussian cell, the demo draws the curve their mean estimates:
+the expected ``std_ratio`` at every generation, from ``EXACT_LINEAGES`` lineages of the exact path
+(``collapsebench.envs.gaussian_fast``), dashed on the figure and as ``std_ratio (exact E)`` in the
+summary: the theory's number (c4(n)^(t+1) for the fully synthetic loop), where the seeds' mean is
+an estimate, and one that moves in every cell alike, since the cells share their seeds' real data.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from collapsebench.plotting import plot_curves, summarize, summary_table
-from collapsebench.store import ResultsStore, export
+from collapsebench.envs.gaussian_fast import gaussian_lineages
+from collapsebench.plotting import agent_labels, plot_curves, summarize, summary_table
+from collapsebench.policies import make_policy
+from collapsebench.registration import spec
+from collapsebench.store import ResultsStore, canonical_json, export
 from collapsebench.sweep import Cell as SweepCell
 from collapsebench.sweep import sweep
 
@@ -64,13 +75,16 @@ CELLS = (
     Cell("GMM2D-accumulate-v0", "accumulate"),
 )
 PLOTTED_METRICS = ["std_ratio", "fd", "w2", "recall"]
+EXACT_FAMILY = "Gaussian"  # the 1-D Gaussian worlds: every demo cell there has an exact path
+EXACT_LINEAGES = 20_000  # Monte Carlo error of the expected curves: ≤ 0.01 of σ (1.96 SE) at T = 100
+EXACT_METRIC = "std_ratio (exact E)"  # its column in the summary
 
 
 def run_demo(
     out: Path, quick: bool = False, progress: bool = True, backend: str = "local", workers: int | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every cell's lineages as one sweep on ``backend`` (default: a process per core), then write
-    results.csv, summary.csv/.md and curves-<family>.png into ``out``."""
+    results.csv, expected.csv, summary.csv/.md and curves-<family>.png into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     budgets = QUICK if quick else FULL
     lineages = [lineage for cell in CELLS for lineage in cell.lineages(budgets[cell.family])]
@@ -85,7 +99,9 @@ def run_demo(
         )
     results = report.to_dataframe()
     export(results, out / "results.csv")
-    summary = summarize(results, PLOTTED_METRICS)
+    expected = exact_curves(CELLS, budgets)
+    expected.to_csv(out / "expected.csv", index=False)
+    summary = pd.concat([summarize(results, PLOTTED_METRICS), exact_summary(expected)], ignore_index=True)
     summary.to_csv(out / "summary.csv", index=False)
     (out / "summary.md").write_text(summary_markdown(summary))
     for family, budget in budgets.items():
@@ -94,8 +110,60 @@ def run_demo(
             PLOTTED_METRICS,
             out / f"curves-{family}.png",
             title=f"{family}: baselines, {budget.seeds} seeds",
+            expected=expected[expected["env_id"].str.startswith(f"{family}-")],
+            expected_label=f"exact expectation ({EXACT_LINEAGES:,} lineages)",
         )
     return results, summary
+
+
+def exact_curves(cells: Iterable[Cell], budgets: dict[str, Budget]) -> pd.DataFrame:
+    """The expected ``std_ratio`` of each ``EXACT_FAMILY`` cell at generations 0..T: the mean of
+    ``EXACT_LINEAGES`` lineages of the exact path, in the results' columns, with ``ci95`` (1.96 Monte
+    Carlo standard errors) and ``lineages``."""
+    curves = []
+    for cell in cells:
+        if cell.family != EXACT_FAMILY:
+            continue
+        generations = budgets[cell.family].generations
+        ratio = gaussian_lineages(
+            cell.env_id, cell.policy, EXACT_LINEAGES, cell.policy_kwargs, generations=generations
+        ).std_ratio
+        agent = make_policy(cell.policy, **cell.policy_kwargs)
+        curves.append(
+            pd.DataFrame(
+                {
+                    "env_id": cell.env_id,
+                    "model": spec(cell.env_id).kwargs["model"],
+                    "policy": agent.name,
+                    "params": canonical_json(agent.params),
+                    "generation": np.arange(generations + 1),
+                    "metric": "std_ratio",
+                    "value": ratio.mean(axis=1),
+                    "ci95": 1.96 * ratio.std(axis=1, ddof=1) / np.sqrt(EXACT_LINEAGES),
+                    "lineages": EXACT_LINEAGES,
+                }
+            )
+        )
+    return pd.concat(curves, ignore_index=True)
+
+
+def exact_summary(expected: pd.DataFrame) -> pd.DataFrame:
+    """``exact_curves``' last generations as summary rows (``seeds``: the simulated lineages)."""
+    last = expected[
+        expected["generation"]
+        == expected.groupby(["env_id", "policy", "params"])["generation"].transform("max")
+    ]
+    return pd.DataFrame(
+        {
+            "env_id": last["env_id"],
+            "agent": agent_labels(last),
+            "metric": EXACT_METRIC,
+            "mean": last["value"],
+            "seeds": last["lineages"],
+            "generation": last["generation"],
+            "ci95": last["ci95"],
+        }
+    )
 
 
 def summary_markdown(summary: pd.DataFrame) -> str:

@@ -56,28 +56,62 @@ def summary_table(summary: pd.DataFrame, cell: Callable[[float, float], str]) ->
 
 
 def plot_curves(
-    frame: pd.DataFrame, metrics: list[str], out: str | os.PathLike[str], title: str | None = None
+    frame: pd.DataFrame,
+    metrics: list[str],
+    out: str | os.PathLike[str],
+    title: str | None = None,
+    expected: pd.DataFrame | None = None,
+    expected_label: str = "expected",
 ) -> Path:
     """One panel per (env, metric); saved as PNG. The band is ``summarize``'s 95% interval (mean ±
     1.96 standard errors over seeds) at every generation: the same numbers as the summary table, and
-    no bootstrap (500 resamples per point took 36 s for the demo's 30-seed Gaussian figure)."""
+    no bootstrap (500 resamples per point took 36 s for the demo's 30-seed Gaussian figure).
+
+    ``expected``: curves an agent's mean should follow (e.g. the exact path's expectation), in the
+    results' columns (env_id, model, policy, params, generation, metric, value); each is drawn dashed
+    in its agent's colour on its (env, metric) panel (``expected_label`` in the legend), and must
+    match a curve of the results."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
+    from matplotlib.lines import Line2D
 
     data = frame[frame["metric"].isin(metrics)]
     if data.empty:
         available = ", ".join(sorted(frame["metric"].unique())) or "none"
         raise ValueError(f"no rows for metrics {metrics}; the results hold: {available}")
-    data = data.assign(agent=agent_labels(data))
+    expected = None if expected is None else expected[expected["metric"].isin(metrics)]
+    if expected is not None and not expected.empty:
+        # Labelled together, so that an agent's " · model" suffix is the same in both.
+        labels = agent_labels(pd.concat([data, expected], ignore_index=True))
+        data = data.assign(agent=labels.iloc[: len(data)].to_numpy())
+        expected = expected.assign(agent=labels.iloc[len(data) :].to_numpy())
+        curves = ["env_id", "metric", "agent"]
+        unmatched = (
+            expected[curves]
+            .drop_duplicates()
+            .merge(data[curves].drop_duplicates(), how="left", indicator=True)
+        )
+        missing = unmatched[unmatched["_merge"] == "left_only"]
+        if not missing.empty:
+            env_id, metric, agent = missing.iloc[0][curves]
+            raise ValueError(
+                f"expected curve of {agent} on {env_id} · {metric}: the results have no such curve"
+            )
+    else:
+        data, expected = data.assign(agent=agent_labels(data)), None
     several_envs = data["env_id"].nunique() > 1
+    agents = list(pd.unique(data["agent"]))
+    palette = dict(zip(agents, sns.color_palette(n_colors=len(agents)), strict=True))
     grid = sns.relplot(
         data=data,
         x="generation",
         y="value",
         hue="agent",
+        hue_order=agents,
+        palette=palette,
         col="metric",
         row="env_id" if several_envs else None,
         col_order=[m for m in metrics if m in set(data["metric"])],
@@ -86,7 +120,18 @@ def plot_curves(
         height=3.2,
         aspect=1.3,
         facet_kws={"sharey": False},
+        legend=False,
     )
+    legend = {agent: Line2D([], [], color=colour) for agent, colour in palette.items()}
+    if expected is not None:
+        for (env_id, metric, agent), curve in expected.groupby(["env_id", "metric", "agent"], sort=False):
+            axes = grid.axes_dict[(env_id, metric) if several_envs else metric]
+            curve = curve.sort_values("generation")
+            axes.plot(
+                curve["generation"], curve["value"], color=palette[agent], linestyle="--", linewidth=1.2
+            )
+        legend[expected_label] = Line2D([], [], color="0.3", linestyle="--", linewidth=1.2)
+    grid.add_legend(legend_data=legend, title="agent")
     grid.set_titles(row_template="{row_name}", col_template="{col_name}")
     if title or not several_envs:
         grid.figure.suptitle(title or str(data["env_id"].iloc[0]), y=1.02)

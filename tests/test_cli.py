@@ -7,6 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from collapsebench.cli import app, parse_seeds, parse_value
+from collapsebench.demo import EXACT_LINEAGES, EXACT_METRIC
+from collapsebench.envs.gaussian import c4
 from collapsebench.store import ResultsStore
 
 runner = CliRunner()
@@ -125,6 +127,17 @@ def test_demo_quick_writes_results_summary_and_figures(tmp_path):
         assert (tmp_path / f"curves-{family}.png").read_bytes()[:8] == PNG_MAGIC
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert {"Gaussian-replace-v0", "Gaussian-mix-v0", "GMM2D-mix-v0"} <= set(summary["env_id"])
+    # Each Gaussian cell's exact expected std_ratio beside its seeds' mean; the fully synthetic loop's
+    # is c4(100)^(t+1) (T = 3 in the quick demo), up to its Monte Carlo error.
+    exact = summary[summary["metric"] == EXACT_METRIC].set_index(["env_id", "agent"])
+    assert set(exact.index) == set(
+        summary[summary["env_id"].str.startswith("Gaussian-")].set_index(["env_id", "agent"]).index
+    )
+    assert (exact["seeds"] == EXACT_LINEAGES).all() and (exact["generation"] == 3).all()
+    replace = exact.loc[("Gaussian-replace-v0", "full-synthetic")]
+    assert replace["mean"] == pytest.approx(c4(100) ** 4, abs=2 * replace["ci95"])
+    expected = pd.read_csv(tmp_path / "expected.csv")
+    assert len(expected) == 6 * 4 and (expected["lineages"] == EXACT_LINEAGES).all()
     # 11 cells × 2 seeds, each lineage one run; the demo is a sweep, so a rerun finds them all done
     # and runs nothing (the runs' compute time and timestamps stay as they were).
     runs = ResultsStore(tmp_path / "results.sqlite").runs()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -43,3 +44,45 @@ def test_the_curve_band_is_the_summary_interval(tmp_path, monkeypatch):
     assert last["mean"] == 3.0
     assert last["ci95"] == pytest.approx(1.96 * np.std([1.0, 2.0, 3.0, 6.0], ddof=1) / 2)
     assert list(at_last) == pytest.approx([last["mean"] - last["ci95"], last["mean"] + last["ci95"]])
+
+
+def test_expected_curves_are_drawn_dashed_in_their_agents_colour(tmp_path, monkeypatch):
+    frame = pd.concat(
+        [
+            results({0: [1.0, 0.9, 0.8], 1: [1.0, 0.7, 0.6]}),
+            results({0: [1.0, 1.0, 1.0], 1: [1.0, 0.9, 1.1]}).assign(params='{"lam": 1.0}'),
+        ]
+    )
+    expected = frame.iloc[:3].assign(value=[1.0, 0.85, 0.75], seed=None, run_id=None)  # lam 0.5 only
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    plot_curves(frame, ["fd"], tmp_path / "curves.png", expected=expected, expected_label="theory")
+
+    axes = figures[0].axes[0]
+    (dashed,) = [line for line in axes.get_lines() if line.get_linestyle() == "--"]
+    assert list(dashed.get_ydata()) == [1.0, 0.85, 0.75]
+    bands = {
+        label: band
+        for label, band in zip(
+            ["lambda-mix(lam=0.5)", "lambda-mix(lam=1.0)"],
+            [artist for artist in axes.collections if isinstance(artist, PolyCollection)],
+            strict=True,
+        )
+    }
+    assert mcolors.same_color(dashed.get_color(), bands["lambda-mix(lam=0.5)"].get_facecolor()[0][:3])
+    assert not mcolors.same_color(dashed.get_color(), bands["lambda-mix(lam=1.0)"].get_facecolor()[0][:3])
+    legend = [text.get_text() for text in figures[0].legends[0].get_texts()]
+    assert legend == ["lambda-mix(lam=0.5)", "lambda-mix(lam=1.0)", "theory"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"params": '{"lam": 2.0}'}, {"env_id": "Gaussian-replace-v0"}],
+    ids=["another-agent", "another-env"],
+)
+def test_an_expected_curve_without_results_to_go_with_is_refused(tmp_path, change):
+    frame = results({0: [1.0, 0.9], 1: [1.0, 0.7]})
+    open_figures = plt.get_fignums()
+    with pytest.raises(ValueError, match="the results have no such curve"):
+        plot_curves(frame, ["fd"], tmp_path / "curves.png", expected=frame.iloc[:2].assign(**change))
+    assert not (tmp_path / "curves.png").exists() and plt.get_fignums() == open_figures
