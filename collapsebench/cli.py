@@ -377,10 +377,13 @@ def demo(
 
 def _plot_samples(results: Any, folder: Path, envs: list[str] | None) -> None:
     from collapsebench.plotting import agent_labels, plot_samples
+    from collapsebench.store import distinguishing_settings
 
     runs = results.runs()
     if envs:
         runs = runs[runs["env_id"].isin(envs)]
+    # Runs differing only in env settings get different labels, hence different files.
+    runs = runs.assign(env_settings=runs["run_id"].map(distinguishing_settings(runs)))
     runs = runs.assign(agent=agent_labels(runs.rename(columns={"policy_params": "params"})))
     written = 0
     for run in runs.itertuples():

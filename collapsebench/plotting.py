@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +12,49 @@ import numpy as np
 import pandas as pd
 
 from collapsebench.policies import policy_label
+from collapsebench.store import canonical_json, differing_keys
 
 
 def agent_labels(frame: pd.DataFrame) -> pd.Series:
-    """``policy(k=v, ...)``, with ``· model`` appended where one env holds results of several models."""
+    """``policy(k=v, ...)``, then what tells apart rows of one env that share it: `` · model(k=v)`` where
+    the env's rows hold several models or model settings (``model_params``), and `` · k=v`` for the env
+    settings they differ in (the store's ``env_settings``; unset ones are not named). A missing column
+    or value adds nothing."""
+    columns = ["env_id", "model", "model_params", "policy", "params", "env_settings"]
+    keys = frame.reindex(columns=columns).astype(object)
+    for column in ("model_params", "params", "env_settings"):  # dicts as JSON: hashable, comparable
+        keys[column] = keys[column].map(lambda v: canonical_json(v) if isinstance(v, Mapping) else v)
+    keys = keys.astype(object).where(keys.notna(), None)
+    unique = keys.drop_duplicates()
+    several_models = unique.groupby("env_id")["model"].transform("nunique") > 1
+    model_settings = {
+        env_id: differing_keys(json.loads(params) for params in group.dropna())
+        for env_id, group in unique.groupby("env_id")["model_params"]
+    }
 
-    def label(row: pd.Series) -> str:
-        params = json.loads(row["params"]) if isinstance(row["params"], str) else dict(row["params"])
-        return policy_label(str(row["policy"]), params)
+    def label(row: Any, several: bool) -> str:
+        text = policy_label(str(row.policy), json.loads(row.params))
+        model_params = json.loads(row.model_params) if row.model_params is not None else {}
+        shown = {
+            key: model_params[key]
+            for key in model_settings.get(row.env_id, [])
+            if model_params.get(key) is not None
+        }
+        if (several or shown) and row.model is not None:
+            text += " · " + policy_label(str(row.model), shown)
+        env_settings = json.loads(row.env_settings) if row.env_settings is not None else {}
+        shown_settings = [f"{key}={value}" for key, value in env_settings.items() if value is not None]
+        if shown_settings:  # an unset setting (None: e.g. no sample_reward) goes without saying
+            text += " · " + ", ".join(shown_settings)
+        return text
 
-    labels = frame.apply(label, axis=1)
-    several_models = frame.groupby("env_id")["model"].transform("nunique") > 1
-    return labels.where(~several_models, labels + " · " + frame["model"].astype(str))
+    labels = [
+        label(row, several)
+        for row, several in zip(unique.itertuples(index=False), several_models, strict=True)
+    ]
+    by_key = unique.assign(agent=labels)
+    merged = keys.merge(by_key, on=columns, how="left")
+    return pd.Series(merged["agent"].to_numpy(), index=frame.index)
 
 
 def summarize(frame: pd.DataFrame, metrics: list[str], generation: int | None = None) -> pd.DataFrame:

@@ -263,7 +263,8 @@ class ResultsStore:
 
     def to_dataframe(self, run_ids: Iterable[str] | None = None, env_id: str | None = None) -> pd.DataFrame:
         """Tidy rows: env_id, env_version, model, model_params, policy, params, seed, generation, metric,
-        value, run_id (``params`` are the policy's parameters as JSON)."""
+        value, run_id, env_settings (``params`` are the policy's parameters as JSON; ``env_settings``
+        is ``distinguishing_settings`` of the runs in the frame)."""
         query = (
             "SELECT r.env_id, r.env_version, r.model, r.model_params, r.policy, r.policy_params AS params,"
             " r.seed, m.generation, m.metric, m.value, r.run_id"
@@ -281,7 +282,31 @@ class ResultsStore:
             query += " WHERE " + " AND ".join(conditions)
         query += " ORDER BY r.env_id, r.policy, r.policy_params, r.seed, m.generation, m.metric"
         with self._connect() as connection:
-            return pd.read_sql_query(query, connection, params=arguments)
+            frame = pd.read_sql_query(query, connection, params=arguments)
+            runs = pd.read_sql_query("SELECT run_id, env_id, env_config FROM runs", connection)
+        settings = distinguishing_settings(runs[runs["run_id"].isin(set(frame["run_id"]))])
+        return frame.assign(env_settings=frame["run_id"].map(settings))
+
+
+def differing_keys(settings: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The keys whose values are not all equal across ``settings`` (a missing key is a value)."""
+    settings = list(settings)
+    keys = sorted(set().union(*settings)) if settings else []
+    return [key for key in keys if len({canonical_json(item.get(key)) for item in settings}) > 1]
+
+
+def distinguishing_settings(runs: pd.DataFrame) -> dict[str, str]:
+    """Run id → the env settings (as canonical JSON) in which the run differs from other runs of its env
+    among ``runs`` (columns run_id, env_id, env_config); ``{}`` where they all agree. Labels use it, so
+    that runs of one agent under different settings (``--env-param n_real=20``, another T) are not
+    averaged into one curve."""
+    settings: dict[str, str] = {}
+    for _, group in runs.groupby("env_id"):
+        configs = [json.loads(config) for config in group["env_config"]]
+        differing = differing_keys(configs)
+        for run_id, config in zip(group["run_id"], configs, strict=True):
+            settings[run_id] = canonical_json({key: config.get(key) for key in differing})
+    return settings
 
 
 def export(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

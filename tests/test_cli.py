@@ -150,35 +150,39 @@ def test_demo_quick_writes_results_summary_and_figures(tmp_path):
 
 def test_run_composes_repeated_policies_and_plots_samples(tmp_path):
     store = str(tmp_path / "r.sqlite")
-    result = invoke(
-        "run",
-        "GMM2D-mix-v0",
-        "--policy",
-        "dedup",
-        "--policy",
-        "lambda-mix",
-        "--param",
-        "dedup.eps=0.05",
-        "--param",
-        "lambda-mix.lam=0.5",
-        "--seeds",
-        "0",
-        "--generations",
-        "2",
-        "--env-param",
-        "n_real=60",
-        "--env-param",
-        "n_synthetic=60",
-        "--env-param",
-        "n_test=30",
-        "--env-param",
-        "n_eval=30",
-        "--snapshots",
-        "2",
-        "--store",
-        store,
-        "--no-progress",
-    )
+
+    def run_with_snapshots(n_real: int) -> Result:
+        return invoke(
+            "run",
+            "GMM2D-mix-v0",
+            "--policy",
+            "dedup",
+            "--policy",
+            "lambda-mix",
+            "--param",
+            "dedup.eps=0.05",
+            "--param",
+            "lambda-mix.lam=0.5",
+            "--seeds",
+            "0",
+            "--generations",
+            "2",
+            "--env-param",
+            f"n_real={n_real}",
+            "--env-param",
+            "n_synthetic=60",
+            "--env-param",
+            "n_test=30",
+            "--env-param",
+            "n_eval=30",
+            "--snapshots",
+            "2",
+            "--store",
+            store,
+            "--no-progress",
+        )
+
+    result = run_with_snapshots(n_real=60)
     assert result.exit_code == 0, result.output
     runs = ResultsStore(store).runs()
     assert runs["policy"].tolist() == ["dedup>lambda-mix"]
@@ -188,6 +192,13 @@ def test_run_composes_repeated_policies_and_plots_samples(tmp_path):
     assert result.exit_code == 0, result.output
     (png,) = (tmp_path / "pictures").glob("*.png")
     assert png.name.startswith("GMM2D-mix-v0__dedup") and png.read_bytes()[:8] == PNG_MAGIC
+
+    # The same agent and seed under another env setting: its own picture, named by the setting.
+    assert run_with_snapshots(n_real=40).exit_code == 0
+    result = invoke("plot", "--samples", "--store", store, "--out", str(tmp_path / "both"))
+    assert result.exit_code == 0, result.output
+    names = sorted(png.name for png in (tmp_path / "both").glob("*.png"))
+    assert len(names) == 2 and "n_real=40" in names[0] and "n_real=60" in names[1]
 
     result = invoke(
         "run",

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import collapsebench as cb
+from collapsebench.plotting import agent_labels, summarize
 from collapsebench.store import TIDY_COLUMNS, ResultsStore, export
 
 SMALL = {"n_test": 30, "n_eval": 30}
@@ -246,3 +247,51 @@ def test_a_killed_process_resumes_to_the_same_results(tmp_path, checkpoint_every
         ResultsStore(killed).to_dataframe()[columns],
         ResultsStore(tmp_path / "straight.sqlite").to_dataframe()[columns],
     )
+
+
+def test_runs_of_one_agent_under_other_env_settings_are_told_apart(tmp_path):
+    """One agent run with the spec's n_real and with n_real=20 in one store: the frame says how the runs
+    differ, so labels, and with them summaries and curves, keep them apart instead of pooling their
+    seeds. Runs that agree on every setting say nothing (``{}``)."""
+    store = tmp_path / "r.sqlite"
+    small_eval(store, generations=1)
+    pooled_alone = ResultsStore(store).to_dataframe()
+    assert set(pooled_alone["env_settings"]) == {"{}"}
+    assert set(agent_labels(pooled_alone)) == {"lambda-mix(lam=1.0)"}
+    cb.evaluate(
+        "Gaussian-mix-v0",
+        policy="lambda-mix",
+        policy_kwargs={"lam": 1.0},
+        seeds=range(2),
+        generations=1,
+        env_kwargs={**SMALL, "n_real": 20},
+        store=store,
+        progress=False,
+    )
+    frame = ResultsStore(store).to_dataframe()
+    assert set(frame["env_settings"]) == {'{"n_real":100}', '{"n_real":20}'}
+    summary = summarize(frame, ["std_ratio"]).set_index("agent")
+    assert list(summary.index) == ["lambda-mix(lam=1.0) · n_real=100", "lambda-mix(lam=1.0) · n_real=20"]
+    assert (summary["seeds"] == 2).all()
+    by_setting = frame[frame["metric"] == "std_ratio"].groupby("env_settings")
+    last = by_setting.apply(lambda rows: rows[rows["generation"] == 1]["value"].mean())
+    assert summary["mean"].tolist() == pytest.approx([last['{"n_real":100}'], last['{"n_real":20}']])
+
+
+def test_labels_name_the_model_settings_runs_differ_in():
+    frame = pd.DataFrame(
+        {
+            "env_id": "GMM2D-mix-v0",
+            "model": ["kde", "kde", "gmm"],
+            "model_params": ['{"bandwidth":0.3}', '{"bandwidth":0.5}', '{"n_components":8}'],
+            "policy": "real-only",
+            "params": "{}",
+        }
+    )
+    assert agent_labels(frame).tolist() == [
+        "real-only · kde(bandwidth=0.3)",
+        "real-only · kde(bandwidth=0.5)",
+        "real-only · gmm(n_components=8)",
+    ]
+    same_model = frame.iloc[:1].assign(model_params=None)
+    assert agent_labels(pd.concat([frame.iloc[:1], same_model])).tolist() == ["real-only", "real-only"]
