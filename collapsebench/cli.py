@@ -296,6 +296,14 @@ def plot(
         bool,
         typer.Option("--samples", help="one PNG per run that saved snapshots (scatter, or image grid)"),
     ] = False,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact",
+            help="dash each curve's exact expected std_ratio where the Gaussian fast path covers it "
+            "(1-D Gaussian worlds, the gaussian model, baseline policies)",
+        ),
+    ] = False,
 ) -> None:
     """Collapse curves from the store (metric vs generation, one line per agent, 95% CI over seeds), or
     with --samples the pool and samples of selected generations of each run."""
@@ -304,6 +312,10 @@ def plot(
 
     results = ResultsStore(_existing(store))
     if samples:
+        if exact:
+            raise typer.BadParameter(
+                "the exact expectation goes on curves, not on --samples", param_hint="--exact"
+            )
         _plot_samples(results, out or Path("results/samples"), env)
         return
     out = out or Path("results/curves.png")
@@ -317,11 +329,30 @@ def plot(
         raise typer.BadParameter(
             "the store holds no results yet: run `collapsebench run` first", param_hint="--store"
         )
+    metrics = metric or ["std_ratio", "fd"]
+    expected = _exact_expectations(results, frame, metrics) if exact else None
     try:
-        path = plot_curves(frame, metric or ["std_ratio", "fd"], out)
+        path = plot_curves(frame, metrics, out, expected=expected, expected_label="exact expectation")
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--metric") from None
     console.print(f"wrote {path}")
+
+
+def _exact_expectations(results: Any, frame: Any, metrics: list[str]) -> Any:
+    """The fast path's expected std_ratio for the plotted runs it covers (refused if none is)."""
+    from collapsebench.envs.gaussian_fast import EXACT_AGENTS, expected_std_ratio
+
+    if "std_ratio" not in metrics:
+        raise typer.BadParameter("the exact expectation is of std_ratio: plot it too", param_hint="--exact")
+    runs = results.runs()
+    expected = expected_std_ratio(runs[runs["run_id"].isin(set(frame["run_id"]))])
+    if expected.empty:
+        covered = ", ".join(f"{policy} on Gaussian-{dynamics}" for dynamics, policy in EXACT_AGENTS)
+        raise typer.BadParameter(
+            f"no plotted run has an exact path; there is one for the gaussian model and {covered}",
+            param_hint="--exact",
+        )
+    return expected
 
 
 @app.command()
@@ -377,13 +408,11 @@ def demo(
 
 def _plot_samples(results: Any, folder: Path, envs: list[str] | None) -> None:
     from collapsebench.plotting import agent_labels, plot_samples
-    from collapsebench.store import distinguishing_settings
 
     runs = results.runs()
     if envs:
         runs = runs[runs["env_id"].isin(envs)]
-    # Runs differing only in env settings get different labels, hence different files.
-    runs = runs.assign(env_settings=runs["run_id"].map(distinguishing_settings(runs)))
+    # Labelled with the env settings runs differ in: one agent's runs under two settings, two files.
     runs = runs.assign(agent=agent_labels(runs.rename(columns={"policy_params": "params"})))
     written = 0
     for run in runs.itertuples():

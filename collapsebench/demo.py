@@ -14,19 +14,15 @@ an estimate, and one that moves in every cell alike, since the cells share their
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from collapsebench.envs.gaussian_fast import gaussian_lineages
+from collapsebench.envs.gaussian_fast import expected_std_ratio
 from collapsebench.plotting import agent_labels, plot_curves, summarize, summary_table
-from collapsebench.policies import make_policy
-from collapsebench.registration import spec
-from collapsebench.store import ResultsStore, canonical_json, export
+from collapsebench.store import ResultsStore, export
 from collapsebench.sweep import Cell as SweepCell
 from collapsebench.sweep import sweep
 
@@ -75,7 +71,6 @@ CELLS = (
     Cell("GMM2D-accumulate-v0", "accumulate"),
 )
 PLOTTED_METRICS = ["std_ratio", "fd", "w2", "recall"]
-EXACT_FAMILY = "Gaussian"  # the 1-D Gaussian worlds: every demo cell there has an exact path
 EXACT_LINEAGES = 20_000  # Monte Carlo error of the expected curves: ≤ 0.01 of σ (1.96 SE) at T = 100
 EXACT_METRIC = "std_ratio (exact E)"  # its column in the summary
 
@@ -99,7 +94,7 @@ def run_demo(
         )
     results = report.to_dataframe()
     export(results, out / "results.csv")
-    expected = exact_curves(CELLS, budgets)
+    expected = expected_std_ratio(report.store.runs(report.run_ids), EXACT_LINEAGES)
     expected.to_csv(out / "expected.csv", index=False)
     summary = pd.concat([summarize(results, PLOTTED_METRICS), exact_summary(expected)], ignore_index=True)
     summary.to_csv(out / "summary.csv", index=False)
@@ -116,42 +111,11 @@ def run_demo(
     return results, summary
 
 
-def exact_curves(cells: Iterable[Cell], budgets: dict[str, Budget]) -> pd.DataFrame:
-    """The expected ``std_ratio`` of each ``EXACT_FAMILY`` cell at generations 0..T: the mean of
-    ``EXACT_LINEAGES`` lineages of the exact path, in the results' columns, with ``ci95`` (1.96 Monte
-    Carlo standard errors) and ``lineages``."""
-    curves = []
-    for cell in cells:
-        if cell.family != EXACT_FAMILY:
-            continue
-        generations = budgets[cell.family].generations
-        ratio = gaussian_lineages(
-            cell.env_id, cell.policy, EXACT_LINEAGES, cell.policy_kwargs, generations=generations
-        ).std_ratio
-        agent = make_policy(cell.policy, **cell.policy_kwargs)
-        curves.append(
-            pd.DataFrame(
-                {
-                    "env_id": cell.env_id,
-                    "model": spec(cell.env_id).kwargs["model"],
-                    "policy": agent.name,
-                    "params": canonical_json(agent.params),
-                    "generation": np.arange(generations + 1),
-                    "metric": "std_ratio",
-                    "value": ratio.mean(axis=1),
-                    "ci95": 1.96 * ratio.std(axis=1, ddof=1) / np.sqrt(EXACT_LINEAGES),
-                    "lineages": EXACT_LINEAGES,
-                }
-            )
-        )
-    return pd.concat(curves, ignore_index=True)
-
-
 def exact_summary(expected: pd.DataFrame) -> pd.DataFrame:
-    """``exact_curves``' last generations as summary rows (``seeds``: the simulated lineages)."""
+    """``expected_std_ratio``'s last generations as summary rows (``seeds``: the simulated lineages)."""
+    curve = ["env_id", "model", "model_params", "policy", "params", "env_settings"]
     last = expected[
-        expected["generation"]
-        == expected.groupby(["env_id", "policy", "params"])["generation"].transform("max")
+        expected["generation"] == expected.groupby(curve, dropna=False)["generation"].transform("max")
     ]
     return pd.DataFrame(
         {

@@ -257,35 +257,45 @@ class ResultsStore:
         return {generation: read_arrays(files[generation]) for generation in sorted(files)}
 
     # ------------------------------------------------------------------ reading
-    def runs(self) -> pd.DataFrame:
+    def runs(self, run_ids: Iterable[str] | None = None, env_id: str | None = None) -> pd.DataFrame:
+        """The runs table (all, or those of ``run_ids`` and/or ``env_id``), with ``env_settings``: each
+        run's ``distinguishing_settings`` among the runs selected."""
+        where, arguments = _run_conditions(run_ids, env_id)
         with self._connect() as connection:
-            return pd.read_sql_query("SELECT * FROM runs ORDER BY env_id, policy, seed", connection)
+            runs = pd.read_sql_query(
+                f"SELECT * FROM runs r{where} ORDER BY env_id, policy, seed", connection, params=arguments
+            )
+        return runs.assign(env_settings=runs["run_id"].map(distinguishing_settings(runs)))
 
     def to_dataframe(self, run_ids: Iterable[str] | None = None, env_id: str | None = None) -> pd.DataFrame:
         """Tidy rows: env_id, env_version, model, model_params, policy, params, seed, generation, metric,
         value, run_id, env_settings (``params`` are the policy's parameters as JSON; ``env_settings``
-        is ``distinguishing_settings`` of the runs in the frame)."""
+        as in ``runs``) of all runs, or those of ``run_ids`` and/or ``env_id``."""
+        run_ids = None if run_ids is None else list(run_ids)
+        where, arguments = _run_conditions(run_ids, env_id)
         query = (
             "SELECT r.env_id, r.env_version, r.model, r.model_params, r.policy, r.policy_params AS params,"
             " r.seed, m.generation, m.metric, m.value, r.run_id"
-            " FROM metrics m JOIN runs r ON r.run_id = m.run_id"
+            f" FROM metrics m JOIN runs r ON r.run_id = m.run_id{where}"
+            " ORDER BY r.env_id, r.policy, r.policy_params, r.seed, m.generation, m.metric"
         )
-        conditions, arguments = [], []
-        if run_ids is not None:
-            ids = list(run_ids)
-            conditions.append(f"r.run_id IN ({','.join('?' * len(ids))})")
-            arguments.extend(ids)
-        if env_id is not None:
-            conditions.append("r.env_id = ?")
-            arguments.append(env_id)
-        if conditions:
-            query += " WHERE " + " AND ".join(conditions)
-        query += " ORDER BY r.env_id, r.policy, r.policy_params, r.seed, m.generation, m.metric"
         with self._connect() as connection:
             frame = pd.read_sql_query(query, connection, params=arguments)
-            runs = pd.read_sql_query("SELECT run_id, env_id, env_config FROM runs", connection)
-        settings = distinguishing_settings(runs[runs["run_id"].isin(set(frame["run_id"]))])
+        settings = self.runs(run_ids, env_id).set_index("run_id")["env_settings"]
         return frame.assign(env_settings=frame["run_id"].map(settings))
+
+
+def _run_conditions(run_ids: Iterable[str] | None, env_id: str | None) -> tuple[str, list[str]]:
+    """A WHERE clause on the runs table ``r`` selecting ``run_ids`` and/or ``env_id``, and its arguments."""
+    conditions, arguments = [], []
+    if run_ids is not None:
+        ids = list(run_ids)
+        conditions.append(f"r.run_id IN ({','.join('?' * len(ids))})")
+        arguments.extend(ids)
+    if env_id is not None:
+        conditions.append("r.env_id = ?")
+        arguments.append(env_id)
+    return (" WHERE " + " AND ".join(conditions) if conditions else ""), arguments
 
 
 def differing_keys(settings: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -31,6 +31,7 @@ this path has no items, only statistics; the loop and λ play the part of the po
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from collapsebench.envs.gaussian import GaussianEnv
 from collapsebench.executors import available_cores
 from collapsebench.models import make_model
 from collapsebench.policies import make_policy
-from collapsebench.registration import spec
+from collapsebench.registration import list_envs, spec
 
 LINEAGES_PER_STREAM = 1000
 GENERATIONS_PER_DRAW = 16  # a thread's draw buffers (16 generations × its blocks) stay in cache
@@ -94,7 +95,7 @@ EXACT_AGENTS: dict[tuple[str, str], tuple[str, float | None]] = {
 }
 # The env settings that shape the fitted parameters; the rest (n_test, n_eval, metrics, ...) only
 # change how a generation is scored, which the exact path does not do.
-WORLD_SETTINGS = ("mean", "std", "n_real", "n_synthetic", "generations", "model_kwargs")
+WORLD_SETTINGS = ("dynamics", "mean", "std", "n_real", "n_synthetic", "generations", "model_kwargs")
 _GAUSSIAN_ENTRY_POINT = f"{GaussianEnv.__module__}:{GaussianEnv.__qualname__}"  # as the catalog registers it
 
 
@@ -148,6 +149,61 @@ def gaussian_lineages(
         seed=seed,
         workers=workers,
     )
+
+
+# A run's recorded env config holds the world settings but the model's; those are its model_params.
+_WORLD_CONFIG = tuple(setting for setting in WORLD_SETTINGS if setting != "model_kwargs")
+
+
+def expected_std_ratio(runs: pd.DataFrame, n_lineages: int = 20_000, seed: int = 0) -> pd.DataFrame:
+    """The expected ``std_ratio`` at generations 0..T of each distinct world and agent among ``runs``
+    (rows of the store's runs table) that the exact path covers: a 1-D Gaussian world, the
+    ``gaussian`` model and a pair of ``EXACT_AGENTS``; the other runs are left out. The mean of
+    ``n_lineages`` exact lineages, with ``ci95`` (1.96 Monte Carlo standard errors). Rows: the runs'
+    env_id, model, model_params, policy, params (the policy's) and any ``env_settings``, then
+    generation, metric, value, ci95, lineages: the results' columns, so that they plot beside them."""
+    agent = ["env_id", "model", "model_params", "policy", "policy_params"]
+    extra = ["env_settings"] if "env_settings" in runs else []
+    registered = set(list_envs())  # a run of a plugin's env not imported here is simply not covered
+    curves = []
+    for key, _ in runs.groupby([*agent, "env_config", *extra], sort=False, dropna=False):
+        run = dict(zip([*agent, "env_config", *extra], key, strict=True))
+        config = json.loads(run["env_config"])
+        covered = (
+            run["env_id"] in registered
+            and spec(run["env_id"]).entry_point == _GAUSSIAN_ENTRY_POINT
+            and run["model"] == "gaussian"
+            and (config.get("dynamics"), run["policy"]) in EXACT_AGENTS
+        )
+        if not covered:
+            continue
+        ratio = gaussian_lineages(
+            run["env_id"],
+            run["policy"],
+            n_lineages,
+            json.loads(run["policy_params"]),
+            seed=seed,
+            model_kwargs=json.loads(run["model_params"]),
+            **{setting: config[setting] for setting in _WORLD_CONFIG},
+        ).std_ratio
+        curves.append(
+            pd.DataFrame(
+                {
+                    **{column: run[column] for column in agent if column != "policy_params"},
+                    "params": run["policy_params"],
+                    **{column: run[column] for column in extra},
+                    "generation": np.arange(len(ratio)),
+                    "metric": "std_ratio",
+                    "value": ratio.mean(axis=1),
+                    "ci95": 1.96 * ratio.std(axis=1, ddof=1) / np.sqrt(n_lineages),
+                    "lineages": n_lineages,
+                }
+            )
+        )
+    if not curves:
+        columns = ["env_id", "model", "model_params", "policy", "params", *extra, "generation", "metric"]
+        return pd.DataFrame(columns=[*columns, "value", "ci95", "lineages"])
+    return pd.concat(curves, ignore_index=True)
 
 
 def simulate_gaussian_lineages(

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from collapsebench import plotting
 from collapsebench.cli import app, parse_seeds, parse_value
 from collapsebench.demo import EXACT_LINEAGES, EXACT_METRIC
 from collapsebench.envs.gaussian import c4
@@ -293,3 +294,33 @@ def test_sweep_dry_run_lists_cells_and_a_bad_config_is_a_usage_error(tmp_path):
     bad = invoke("sweep", str(config), "--store", store, "--backend", "inline")
     assert bad.exit_code == 2 and "lamb" in bad.output
     assert invoke("sweep", str(tmp_path / "none.toml")).exit_code == 2
+
+
+def test_plot_exact_dashes_the_expectation_of_runs_the_fast_path_covers(tmp_path, monkeypatch):
+    store = str(tmp_path / "r.sqlite")
+    tiny = ["--seeds", "0", "--generations", "2", "--env-param", "n_test=10", "--env-param", "n_eval=10"]
+
+    def run(env_id: str, policy: str) -> None:
+        assert (
+            invoke("run", env_id, "--policy", policy, "--store", store, "--no-progress", *tiny).exit_code == 0
+        )
+
+    def plot(*options: str) -> Result:
+        return invoke("plot", "--store", store, "--exact", "--out", str(tmp_path / "c.png"), *options)
+
+    run("GMM2D-mix-v0", "real-only")
+    result = plot()
+    assert result.exit_code != 0 and "no plotted run has an exact path" in result.output
+
+    run("Gaussian-mix-v0", "real-only")
+    drawn = []
+    monkeypatch.setattr(plotting, "plot_curves", lambda *args, **kwargs: drawn.append(kwargs["expected"]))
+    assert plot().exit_code == 0
+    (expected,) = drawn
+    assert set(expected["env_id"]) == {"Gaussian-mix-v0"} and set(expected["policy"]) == {"real-only"}
+    assert list(expected["generation"]) == [0, 1, 2] and set(expected["metric"]) == {"std_ratio"}
+
+    result = plot("--metric", "fd")
+    assert result.exit_code != 0 and "plot it too" in result.output
+    result = plot("--samples")
+    assert result.exit_code != 0 and "not on --samples" in result.output

@@ -10,7 +10,8 @@ from scipy.stats import ks_2samp
 
 import collapsebench as cb
 from collapsebench.envs.gaussian import c4
-from collapsebench.envs.gaussian_fast import gaussian_lineages, simulate_gaussian_lineages
+from collapsebench.envs.gaussian_fast import expected_std_ratio, gaussian_lineages, simulate_gaussian_lineages
+from collapsebench.store import ResultsStore
 
 CHEAP = {"n_test": 10, "n_eval": 10, "metrics": ("std_ratio",), "headline_metric": "std_ratio"}
 SAMPLE_PATH = {  # the four loops, and two of the pairs that are a loop at an extreme λ
@@ -146,3 +147,35 @@ def test_an_env_id_and_policy_pick_the_loop_and_the_spec_gives_the_world():
 def test_pairs_without_an_exact_path_are_refused_with_the_reason(env_id, policy, kwargs, message):
     with pytest.raises((ValueError, KeyError, TypeError), match=re.escape(message)):
         gaussian_lineages(env_id, policy, 10, **kwargs)
+
+
+def test_expected_std_ratio_simulates_each_covered_run_as_recorded(tmp_path):
+    """From the store's runs table: a run's recorded world (here n_real = 20, and a dynamics override
+    that makes Gaussian-mix an accumulating pool) is what gets simulated; runs the exact path does not
+    cover (dedup) are left out, and the rows carry the runs' columns, so they plot beside them."""
+    store = ResultsStore(tmp_path / "r.sqlite")
+    for policy, kwargs, overrides in [
+        ("lambda-mix", {"lam": 0.5}, {"n_real": 20}),
+        ("accumulate", {}, {"dynamics": "accumulate"}),
+        ("dedup", {}, {}),
+    ]:
+        cb.evaluate(
+            "Gaussian-mix-v0",
+            policy,
+            kwargs,
+            seeds=[0],
+            generations=2,
+            env_kwargs={"n_test": 10, "n_eval": 10, **overrides},
+            store=store,
+            progress=False,
+        )
+    expected = expected_std_ratio(store.runs(), n_lineages=500)
+    curves = dict(list(expected.groupby("policy")))
+    assert set(curves) == {"lambda-mix", "accumulate"}
+    mix = simulate_gaussian_lineages(500, 2, "mix", lam=0.5, n_real=20, n_synthetic=100)
+    accumulate = simulate_gaussian_lineages(500, 2, "accumulate")
+    assert curves["lambda-mix"]["value"].tolist() == list(mix.std_ratio.mean(axis=1))
+    assert curves["accumulate"]["value"].tolist() == list(accumulate.std_ratio.mean(axis=1))
+    assert curves["lambda-mix"]["params"].iloc[0] == '{"lam":0.5}'
+    assert set(curves["lambda-mix"]["env_settings"]) == {'{"dynamics":"mix","n_real":20}'}
+    assert expected_std_ratio(store.runs()[store.runs()["policy"] == "dedup"]).empty
