@@ -59,12 +59,14 @@ def agent_labels(frame: pd.DataFrame) -> pd.Series:
 
 def summarize(frame: pd.DataFrame, metrics: list[str], generation: int | None = None) -> pd.DataFrame:
     """Mean, 95% normal-approximation half-width and seed count of each metric at one generation
-    (default: each run's last), per env and agent."""
+    (default: the last one all the agent's runs reached; a run still going does not mix its
+    generation 40 with another's 100), per env and agent."""
     data = frame[frame["metric"].isin(metrics)].assign(
         agent=agent_labels(frame[frame["metric"].isin(metrics)])
     )
     if generation is None:
-        last = data.groupby("run_id")["generation"].transform("max")
+        reached = data.groupby("run_id")["generation"].transform("max")
+        last = reached.groupby([data["env_id"], data["agent"]]).transform("min")
         data = data[data["generation"] == last]
     else:
         data = data[data["generation"] == generation]

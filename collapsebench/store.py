@@ -95,6 +95,27 @@ def canonical_json(value: Any) -> str:
     return json.dumps(convert(value), sort_keys=True, separators=(",", ":"))
 
 
+_NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def parse_canonical_json(text: str) -> Any:
+    """``canonical_json`` read back, non-finite floats restored (``restore_non_finite``)."""
+    return restore_non_finite(json.loads(text))
+
+
+def restore_non_finite(item: Any) -> Any:
+    """The strings ``canonical_json`` wrote for non-finite floats ("inf", "-inf", "nan") as floats
+    again, at any depth, so that recorded parameters such as lambda-mix's ``lam=inf`` rebuild the
+    policy (no parameter of the library's takes those strings)."""
+    if isinstance(item, dict):
+        return {key: restore_non_finite(value) for key, value in item.items()}
+    if isinstance(item, list):
+        return [restore_non_finite(value) for value in item]
+    if isinstance(item, str) and item in _NON_FINITE:
+        return _NON_FINITE[item]
+    return item
+
+
 @dataclass(frozen=True)
 class RunKey:
     """What identifies a lineage. Two runs with equal keys must produce identical metrics."""

@@ -31,7 +31,6 @@ this path has no items, only statistics; the loop and λ play the part of the po
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from collapsebench.executors import available_cores
 from collapsebench.models import make_model
 from collapsebench.policies import make_policy
 from collapsebench.registration import list_envs, spec
+from collapsebench.store import parse_canonical_json
 
 LINEAGES_PER_STREAM = 1000
 GENERATIONS_PER_DRAW = 16  # a thread's draw buffers (16 generations × its blocks) stay in cache
@@ -168,7 +168,7 @@ def expected_std_ratio(runs: pd.DataFrame, n_lineages: int = 20_000, seed: int =
     curves = []
     for key, _ in runs.groupby([*agent, "env_config", *extra], sort=False, dropna=False):
         run = dict(zip([*agent, "env_config", *extra], key, strict=True))
-        config = json.loads(run["env_config"])
+        config = parse_canonical_json(run["env_config"])
         covered = (
             run["env_id"] in registered
             and spec(run["env_id"]).entry_point == _GAUSSIAN_ENTRY_POINT
@@ -181,9 +181,9 @@ def expected_std_ratio(runs: pd.DataFrame, n_lineages: int = 20_000, seed: int =
             run["env_id"],
             run["policy"],
             n_lineages,
-            json.loads(run["policy_params"]),
+            parse_canonical_json(run["policy_params"]),
             seed=seed,
-            model_kwargs=json.loads(run["model_params"]),
+            model_kwargs=parse_canonical_json(run["model_params"]),
             **{setting: config[setting] for setting in _WORLD_CONFIG},
         ).std_ratio
         curves.append(

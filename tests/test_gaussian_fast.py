@@ -179,3 +179,23 @@ def test_expected_std_ratio_simulates_each_covered_run_as_recorded(tmp_path):
     assert curves["lambda-mix"]["params"].iloc[0] == '{"lam":0.5}'
     assert set(curves["lambda-mix"]["env_settings"]) == {'{"dynamics":"mix","n_real":20}'}
     assert expected_std_ratio(store.runs()[store.runs()["policy"] == "dedup"]).empty
+
+
+def test_expected_std_ratio_reads_an_infinite_lambda_back(tmp_path):
+    """The store records λ = inf as the string "inf" (JSON has no infinities): read back, it is the
+    fully synthetic mix again, not an error."""
+    store = ResultsStore(tmp_path / "r.sqlite")
+    cb.evaluate(
+        "Gaussian-mix-v0",
+        "lambda-mix",
+        {"lam": float("inf")},
+        seeds=[0],
+        generations=2,
+        env_kwargs={"n_test": 10, "n_eval": 10},
+        store=store,
+        progress=False,
+    )
+    assert store.runs()["policy_params"].tolist() == ['{"lam":"inf"}']
+    expected = expected_std_ratio(store.runs(), n_lineages=500)
+    fully_synthetic = simulate_gaussian_lineages(500, 2, "mix", lam=float("inf"))
+    assert expected["value"].tolist() == list(fully_synthetic.std_ratio.mean(axis=1))

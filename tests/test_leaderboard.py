@@ -27,6 +27,7 @@ from collapsebench.leaderboard.scores import (
 from collapsebench.leaderboard.submission import (
     SubmissionError,
     git_revision,
+    policy_from_record,
     read_submission,
     schema,
     validate,
@@ -455,3 +456,14 @@ def test_describe_prints_the_commands_that_make_a_valid_entry(root, tmp_path):
     made = submission_path(root, "lambda-mix_lam=0.7")
     code, output = cli("leaderboard", "validate", str(made), "--root", str(root))
     assert code == 0 and "ok" in output, output
+
+
+def test_a_recorded_infinite_lambda_rebuilds_the_policy():
+    """Submissions record λ = inf as "inf" (JSON has no infinities); verify must rebuild λ = inf."""
+    assert policy_from_record("lambda-mix", {"lam": "inf"}).lam == float("inf")
+    stages = [
+        {"policy": "dedup", "params": {"eps": 0.01}},
+        {"policy": "lambda-mix", "params": {"lam": "inf"}},
+    ]
+    composed = policy_from_record("dedup>lambda-mix", {"stages": stages})
+    assert composed.params["stages"][1]["params"] == {"lam": float("inf")}

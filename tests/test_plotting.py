@@ -86,3 +86,10 @@ def test_an_expected_curve_without_results_to_go_with_is_refused(tmp_path, chang
     with pytest.raises(ValueError, match="the results have no such curve"):
         plot_curves(frame, ["fd"], tmp_path / "curves.png", expected=frame.iloc[:2].assign(**change))
     assert not (tmp_path / "curves.png").exists() and plt.get_fignums() == open_figures
+
+
+def test_the_summary_compares_seeds_at_a_generation_they_all_reached():
+    """One run still going (generation 1 of 2): the summary is at generation 1 for both seeds, not the
+    first seed's generation 2 averaged with the second's generation 1."""
+    row = summarize(results({0: [1.0, 2.0, 3.0], 1: [1.0, 5.0]}), ["fd"]).iloc[0]
+    assert (row["generation"], row["mean"], row["seeds"]) == (1, 3.5, 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sqlite3
 
@@ -11,7 +12,7 @@ import pytest
 
 import collapsebench as cb
 from collapsebench.plotting import agent_labels, summarize
-from collapsebench.store import TIDY_COLUMNS, ResultsStore, export
+from collapsebench.store import TIDY_COLUMNS, ResultsStore, canonical_json, export, parse_canonical_json
 
 SMALL = {"n_test": 30, "n_eval": 30}
 
@@ -295,3 +296,13 @@ def test_labels_name_the_model_settings_runs_differ_in():
     ]
     same_model = frame.iloc[:1].assign(model_params=None)
     assert agent_labels(pd.concat([frame.iloc[:1], same_model])).tolist() == ["real-only", "real-only"]
+
+
+def test_canonical_json_reads_back_with_its_non_finite_floats():
+    params = {"lam": float("inf"), "bounds": [1.0, float("-inf")], "bandwidth": "scott", "q": float("nan")}
+    text = canonical_json(params)
+    assert json.loads(text)["lam"] == "inf"  # JSON has no infinities: the store writes a string
+    back = parse_canonical_json(text)
+    assert back["lam"] == float("inf") and back["bounds"] == [1.0, float("-inf")]
+    assert back["bandwidth"] == "scott" and np.isnan(back["q"])
+    assert canonical_json(back) == text

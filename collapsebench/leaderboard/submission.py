@@ -27,7 +27,7 @@ import numpy as np
 from collapsebench.leaderboard.tracks import Board, Track
 from collapsebench.policies import CurationPolicy
 from collapsebench.runner import package_version
-from collapsebench.store import ResultsStore, canonical_json
+from collapsebench.store import ResultsStore, canonical_json, restore_non_finite
 
 SCHEMA_VERSION = 1
 MAX_BYTES = 64 * 1024 * 1024  # a submission is metrics, not data: anything bigger is a mistake
@@ -301,7 +301,7 @@ def verify(submission: dict[str, Any], board: Board, seeds: list[int] | None = N
             policy_from_record(agent["policy"]["name"], agent["policy"]["params"]),
             seeds=seeds,
             model=agent["model"]["name"],
-            model_kwargs=agent["model"]["params"],
+            model_kwargs=restore_non_finite(agent["model"]["params"]),
             env_kwargs=track.env_kwargs(),
             store=Path(folder) / "verify.sqlite",
             progress=False,
@@ -325,8 +325,11 @@ def verify(submission: dict[str, Any], board: Board, seeds: list[int] | None = N
 
 
 def policy_from_record(name: str, params: dict[str, Any]) -> Any:
-    """The policy a submission names; composed policies are stored as ``a>b`` with their stages."""
+    """The policy a submission names; composed policies are stored as ``a>b`` with their stages. Its
+    parameters as recorded: non-finite floats as strings (``restore_non_finite``)."""
     from collapsebench.policies import compose, make_policy
+
+    params = restore_non_finite(params)
 
     if ">" in name:
         return compose(*(make_policy(stage["policy"], **stage["params"]) for stage in params["stages"]))
