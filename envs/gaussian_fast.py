@@ -113,10 +113,6 @@ def gaussian_lineages(
     comes from the env's spec; ``env_kwargs`` override the settings in ``WORLD_SETTINGS``. Supported
     (dynamics, policy) pairs: ``EXACT_AGENTS``."""
     env_spec = spec(env_id)
-    if env_spec.entry_point != _GAUSSIAN_ENTRY_POINT:
-        raise ValueError(
-            f"the exact path covers the 1-D Gaussian worlds (Gaussian-<dynamics>-v0), not {env_id!r}"
-        )
     ignored = sorted(set(env_kwargs) - set(WORLD_SETTINGS))
     if ignored:
         raise ValueError(
@@ -124,17 +120,11 @@ def gaussian_lineages(
             "the Gaussian MLE's fitted parameters, with no items to score"
         )
     settings = {**env_spec.kwargs, **env_kwargs}
-    if settings["model"] != "gaussian":
-        raise ValueError(
-            f"the exact path refits the 'gaussian' model; {env_id} is set to {settings['model']!r}"
-        )
     agent = make_policy(policy, **(policy_kwargs or {}))
     dynamics = settings["dynamics"]
-    if (dynamics, agent.name) not in EXACT_AGENTS:
-        supported = ", ".join(f"{name} on {pool}" for pool, name in EXACT_AGENTS)
-        raise ValueError(
-            f"no exact path for {agent.label} on {dynamics} dynamics; there is one for: {supported}"
-        )
+    refusal = _why_not_exact(env_id, settings["model"], dynamics, agent.name, agent.label)
+    if refusal is not None:
+        raise ValueError(refusal)
     loop, lam = EXACT_AGENTS[dynamics, agent.name]
     return simulate_gaussian_lineages(
         n_lineages,
@@ -149,6 +139,19 @@ def gaussian_lineages(
         seed=seed,
         workers=workers,
     )
+
+
+def _why_not_exact(env_id: str, model: str, dynamics: str, policy: str, policy_label: str) -> str | None:
+    """Why the exact path cannot simulate ``policy`` with ``model`` on ``env_id``'s world with these
+    pool ``dynamics``, or None where it can."""
+    if spec(env_id).entry_point != _GAUSSIAN_ENTRY_POINT:
+        return f"the exact path covers the 1-D Gaussian worlds (Gaussian-<dynamics>-v0), not {env_id!r}"
+    if model != "gaussian":
+        return f"the exact path refits the 'gaussian' model; {env_id} is set to {model!r}"
+    if (dynamics, policy) not in EXACT_AGENTS:
+        supported = ", ".join(f"{name} on {pool}" for pool, name in EXACT_AGENTS)
+        return f"no exact path for {policy_label} on {dynamics} dynamics; there is one for: {supported}"
+    return None
 
 
 # A run's recorded env config holds the world settings but the model's; those are its model_params.
@@ -169,13 +172,9 @@ def expected_std_ratio(runs: pd.DataFrame, n_lineages: int = 20_000, seed: int =
     for key, _ in runs.groupby([*agent, "env_config", *extra], sort=False, dropna=False):
         run = dict(zip([*agent, "env_config", *extra], key, strict=True))
         config = parse_canonical_json(run["env_config"])
-        covered = (
-            run["env_id"] in registered
-            and spec(run["env_id"]).entry_point == _GAUSSIAN_ENTRY_POINT
-            and run["model"] == "gaussian"
-            and (config.get("dynamics"), run["policy"]) in EXACT_AGENTS
-        )
-        if not covered:
+        if run["env_id"] not in registered or _why_not_exact(
+            run["env_id"], run["model"], config.get("dynamics"), run["policy"], run["policy"]
+        ):
             continue
         ratio = gaussian_lineages(
             run["env_id"],

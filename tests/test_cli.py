@@ -152,7 +152,8 @@ def test_demo_quick_writes_results_summary_and_figures(tmp_path):
 def test_run_composes_repeated_policies_and_plots_samples(tmp_path):
     store = str(tmp_path / "r.sqlite")
 
-    def run_with_snapshots(n_real: int) -> Result:
+    def run_dedup_then_mix(*params: str, n_real: int = 60) -> Result:
+        """dedup > lambda-mix with ``params`` (each a --param), one seed, 2 generations, snapshots."""
         return invoke(
             "run",
             "GMM2D-mix-v0",
@@ -160,10 +161,7 @@ def test_run_composes_repeated_policies_and_plots_samples(tmp_path):
             "dedup",
             "--policy",
             "lambda-mix",
-            "--param",
-            "dedup.eps=0.05",
-            "--param",
-            "lambda-mix.lam=0.5",
+            *(option for param in params for option in ("--param", param)),
             "--seeds",
             "0",
             "--generations",
@@ -183,7 +181,7 @@ def test_run_composes_repeated_policies_and_plots_samples(tmp_path):
             "--no-progress",
         )
 
-    result = run_with_snapshots(n_real=60)
+    result = run_dedup_then_mix("dedup.eps=0.05", "lambda-mix.lam=0.5", n_real=60)
     assert result.exit_code == 0, result.output
     runs = ResultsStore(store).runs()
     assert runs["policy"].tolist() == ["dedup>lambda-mix"]
@@ -195,24 +193,13 @@ def test_run_composes_repeated_policies_and_plots_samples(tmp_path):
     assert png.name.startswith("GMM2D-mix-v0__dedup") and png.read_bytes()[:8] == PNG_MAGIC
 
     # The same agent and seed under another env setting: its own picture, named by the setting.
-    assert run_with_snapshots(n_real=40).exit_code == 0
+    assert run_dedup_then_mix("dedup.eps=0.05", "lambda-mix.lam=0.5", n_real=40).exit_code == 0
     result = invoke("plot", "--samples", "--store", store, "--out", str(tmp_path / "both"))
     assert result.exit_code == 0, result.output
     names = sorted(png.name for png in (tmp_path / "both").glob("*.png"))
     assert len(names) == 2 and "n_real=40" in names[0] and "n_real=60" in names[1]
 
-    result = invoke(
-        "run",
-        "GMM2D-mix-v0",
-        "--policy",
-        "dedup",
-        "--policy",
-        "lambda-mix",
-        "--param",
-        "lam=0.5",
-        "--store",
-        store,
-    )
+    result = run_dedup_then_mix("lam=0.5")  # which stage's lam?
     assert result.exit_code != 0 and "name the stage" in result.output
 
 

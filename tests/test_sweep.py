@@ -15,7 +15,7 @@ import time
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -316,10 +316,7 @@ def grid_and_rows(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
 def test_killing_a_local_worker_mid_sweep_loses_nothing(tmp_path, grid_and_rows):
     config, straight = grid_and_rows
     store = tmp_path / "killed.sqlite"
-    process = subprocess.Popen(
-        _sweep_command(config, store, *INTERRUPTED_SWEEP_OPTIONS), stdout=subprocess.PIPE, text=True
-    )
-    _wait_for_progress(store, process, at_least=10)
+    process = _sweep_under_way(config, store, stdout=subprocess.PIPE, text=True)
     (victim, *_) = _spawned_workers(process.pid)
     os.kill(victim, signal.SIGKILL)
     output, _ = process.communicate(timeout=300)
@@ -331,12 +328,7 @@ def test_killing_a_local_worker_mid_sweep_loses_nothing(tmp_path, grid_and_rows)
 def test_killing_the_whole_sweep_and_rerunning_it_loses_nothing(tmp_path, grid_and_rows):
     config, straight = grid_and_rows
     store = tmp_path / "killed.sqlite"
-    process = subprocess.Popen(
-        _sweep_command(config, store, *INTERRUPTED_SWEEP_OPTIONS),
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    _wait_for_progress(store, process, at_least=10)
+    process = _sweep_under_way(config, store, stdout=subprocess.DEVNULL, start_new_session=True)
     os.killpg(process.pid, signal.SIGKILL)  # the driver and its workers, without cleanup
     process.wait()
     _rerun_finishes_with_the_straight_rows(config, store, straight)
@@ -346,13 +338,7 @@ def test_killing_the_whole_sweep_and_rerunning_it_loses_nothing(tmp_path, grid_a
 def test_ctrl_c_stops_the_sweep_and_its_workers_at_once_and_a_rerun_resumes(tmp_path, grid_and_rows):
     config, straight = grid_and_rows
     store = tmp_path / "interrupted.sqlite"
-    process = subprocess.Popen(
-        _sweep_command(config, store, *INTERRUPTED_SWEEP_OPTIONS),
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    _wait_for_progress(store, process, at_least=10)
+    process = _sweep_under_way(config, store, stdout=subprocess.PIPE, text=True, start_new_session=True)
     workers = _spawned_workers(process.pid)
     assert len(workers) == 2
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: the driver and its workers
@@ -364,6 +350,13 @@ def test_ctrl_c_stops_the_sweep_and_its_workers_at_once_and_a_rerun_resumes(tmp_
     assert process.returncode == 130 and "interrupted" in output and "rerun the same command" in output
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
     _rerun_finishes_with_the_straight_rows(config, store, straight)
+
+
+def _sweep_under_way(config: Path, store: Path, **popen_options: Any) -> subprocess.Popen:
+    """The interruption tests' sweep, started and past its first 10 committed generations."""
+    process = subprocess.Popen(_sweep_command(config, store, *INTERRUPTED_SWEEP_OPTIONS), **popen_options)
+    _wait_for_progress(store, process, at_least=10)
+    return process
 
 
 def _rerun_finishes_with_the_straight_rows(config: Path, store: Path, straight: pd.DataFrame) -> None:
