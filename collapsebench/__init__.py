@@ -12,7 +12,7 @@ from collapsebench.env import CollapseEnv
 from collapsebench.models import GenerativeModel, WeightedData, make_model, register_model
 from collapsebench.policies import CurationPolicy, PoolView, compose, make_policy, register_policy
 from collapsebench.pool import EMPTY, REAL, Pool
-from collapsebench.registration import env_doc, list_envs, make, register_env, spec
+from collapsebench.registration import default_settings, env_doc, list_envs, make, register_env, spec
 from collapsebench.rewards import register_reward
 from collapsebench.runner import evaluate
 from collapsebench.scoring import register_metric
@@ -56,6 +56,7 @@ __all__ = [
     "PoolView",
     "WeightedData",
     "compose",
+    "default_settings",
     "env_doc",
     "evaluate",
     "list_envs",

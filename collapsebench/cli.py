@@ -88,13 +88,14 @@ def list_command() -> None:
 
 @app.command()
 def describe(env_id: str) -> None:
-    """An env's documentation and its versioned defaults."""
+    """An env's documentation and every setting it is built with (its spec's and its class's defaults)."""
     import collapsebench as cb
+    from collapsebench.registration import default_settings
 
     env_spec = _env_spec(env_id)
     console.print(f"[bold]{env_id}[/]  (gymnasium id: {env_spec.id})")
     console.print(cb.env_doc(env_id))
-    console.print_json(json.dumps(env_spec.kwargs, default=str))
+    console.print_json(json.dumps(default_settings(env_id), default=str))
 
 
 @app.command()
@@ -115,6 +116,10 @@ def run(
     ] = None,
     env_param: Annotated[
         list[str] | None, typer.Option("--env-param", help="env override NAME=VALUE")
+    ] = None,
+    add_metric: Annotated[
+        list[str] | None,
+        typer.Option("--add-metric", help="also score this registered metric (e.g. tail_mass)"),
     ] = None,
     store: StoreOption = None,
     out: Annotated[Path | None, typer.Option(help="also export the results to .csv or .parquet")] = None,
@@ -139,12 +144,21 @@ def run(
     from collapsebench.features import WeightsError
     from collapsebench.plotting import summarize
     from collapsebench.policies import build_policy
+    from collapsebench.registration import with_added_metrics
     from collapsebench.runner import EnvSettingsError, merged_model_params
-    from collapsebench.scoring import SAMPLE_REWARD_METRIC
+    from collapsebench.scoring import METRICS, SAMPLE_REWARD_METRIC
     from collapsebench.store import export
 
     spec_kwargs = _env_spec(env_id).kwargs
     env_kwargs = parse_params(env_param, "--env-param")
+    if add_metric:
+        unknown = sorted(set(add_metric) - set(METRICS))
+        if unknown:
+            raise typer.BadParameter(
+                f"unknown metric(s) {', '.join(unknown)}; registered: {', '.join(METRICS)}",
+                param_hint="--add-metric",
+            )
+        env_kwargs = with_added_metrics(env_id, tuple(add_metric), env_kwargs)
     model_params = parse_params(model_param, "--model-param")
     if model_params:
         model_params = merged_model_params(env_id, model, model_params)
@@ -185,7 +199,7 @@ def run(
     if out is not None:
         console.print(f"wrote {export(frame, out)}")
     headline = str(env_kwargs.get("headline_metric", spec_kwargs.get("headline_metric", "fd")))
-    shown = {headline, "std_ratio"} | ({SAMPLE_REWARD_METRIC} & set(frame["metric"]))
+    shown = {headline, "std_ratio", *(add_metric or ())} | ({SAMPLE_REWARD_METRIC} & set(frame["metric"]))
     summary = summarize(frame, sorted(shown))
     table = Table("metric", "generation", "mean", "± 95% CI", "seeds", title=f"{env_id}: last generation")
     for row in summary.itertuples():

@@ -23,14 +23,16 @@ from collapsebench._params import bound_params
 from collapsebench.data import RealData, RealSplit
 from collapsebench.features import FeatureExtractor, cached_features, make_features
 from collapsebench.first_models import FirstModelCache
-from collapsebench.metrics import gaussian_statistics, knn_radii
+from collapsebench.metrics import TailReference, gaussian_statistics, knn_radii
 from collapsebench.models import GenerativeModel, WeightedData, make_model
 from collapsebench.pool import DYNAMICS, EMPTY, REAL, Pool, PoolDynamics, PoolUpdate
 from collapsebench.rewards import make_reward
 from collapsebench.scoring import (
+    METRICS,
     PRDC_METRICS,
     SAMPLE_REWARD_METRIC,
     STANDARD_METRICS,
+    TAIL_MASS_METRIC,
     Evaluation,
     FeatureMap,
     flatten_features,
@@ -143,6 +145,10 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         ):
             if int(value) != value or value < low:
                 raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+        if isinstance(metrics, str):
+            raise ValueError(f"metrics must be a sequence of metric names, got the string {metrics!r}")
+        for name in metrics:
+            METRICS.get(name)  # an unknown name fails here, listing the registered ones, not after training
         if headline_metric not in metrics:
             raise ValueError(f"headline_metric {headline_metric!r} is not among the metrics {metrics}")
         if sample_reward is None and SAMPLE_REWARD_METRIC in metrics:
@@ -234,6 +240,11 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         self._real_radii = (
             knn_radii(self._real_test_features, self.nearest_k) if PRDC_METRICS & set(self.metrics) else None
         )
+        self._real_tail = (
+            TailReference.of(self._real_test_features, statistics=self._real_statistics)
+            if TAIL_MASS_METRIC in self.metrics
+            else None
+        )
         population = getattr(self.real_data, "population_covariance", None)
         self._reference_covariance = (
             population
@@ -292,6 +303,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
             draw_seed=lambda: int(self._rng(_METRIC, generation).integers(2**31)),
             real_radii=self._real_radii,
             sample_reward=self.sample_reward,
+            real_tail=self._real_tail,
         )
         metrics = score(evaluation, self.metrics)
         clock.lap("score")

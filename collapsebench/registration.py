@@ -12,7 +12,9 @@ import re
 from typing import Any
 
 import gymnasium as gym
-from gymnasium.envs.registration import EnvSpec
+from gymnasium.envs.registration import EnvSpec, load_env_creator
+
+from collapsebench._params import bound_params
 
 NAMESPACE = "collapsebench"
 _ID_PATTERN = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*)-v(?P<version>\d+)$")
@@ -53,6 +55,19 @@ def spec(env_id: str) -> EnvSpec:
         )
         raise KeyError(f"unknown env {env_id!r}{hint}")
     return _SPECS[env_id]
+
+
+def default_settings(env_id: str) -> dict[str, Any]:
+    """Every setting ``make(env_id)`` builds the env with: the spec's values, and the entry point's
+    defaults for the settings the spec leaves out (the metrics of the analytic worlds, say)."""
+    env_spec = spec(env_id)
+    return bound_params(load_env_creator(env_spec.entry_point), (), dict(env_spec.kwargs), partial=True)
+
+
+def with_added_metrics(env_id: str, metrics: tuple[str, ...], env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``env_kwargs`` whose ``metrics`` are the env's (overridden or default) plus ``metrics``."""
+    current = tuple(env_kwargs.get("metrics", default_settings(env_id)["metrics"]))
+    return {**env_kwargs, "metrics": (*current, *(name for name in metrics if name not in current))}
 
 
 def env_doc(env_id: str) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 
 from collapsebench.data import AnalyticDistribution
 from collapsebench.metrics import (
+    TailReference,
     frechet_distance,
     gaussian_statistics,
     memorization_fraction,
@@ -55,6 +56,13 @@ class Evaluation:
     draw_seed: Callable[[], int] = int  # the metrics' random seed, drawn on first use (int() is 0)
     real_radii: np.ndarray | None = None  # k-NN radii of the real features, cached per episode
     sample_reward: Reward | None = None  # r(x) for the ``sample_reward`` metric, when the env has one
+    real_tail: TailReference | None = None  # the real side of ``tail_mass``, cached per episode
+
+    @cached_property
+    def tail_reference(self) -> TailReference:
+        if self.real_tail is not None:
+            return self.real_tail
+        return TailReference.of(self.real_test_features, statistics=self.real_statistics)
 
     @cached_property
     def seed(self) -> int:
@@ -81,6 +89,8 @@ class Evaluation:
 
 # The metric an env with a ``sample_reward`` adds to its metrics.
 SAMPLE_REWARD_METRIC = "sample_reward"
+# The metric that reads ``Evaluation.tail_reference``: an env scoring it caches the real side.
+TAIL_MASS_METRIC = "tail_mass"
 # The metrics read from ``Evaluation.prdc``: an env scoring any of them caches the real k-NN radii.
 PRDC_METRICS = frozenset({"precision", "recall", "density", "coverage"})
 
@@ -161,6 +171,13 @@ def _std_ratio(evaluation: Evaluation) -> float:
 @register_metric("synthetic_fraction")
 def _synthetic_fraction(evaluation: Evaluation) -> float:
     return evaluation.synthetic_fraction
+
+
+@register_metric(TAIL_MASS_METRIC)
+def _tail_mass(evaluation: Evaluation) -> float:
+    """Share of the model's samples in the real data's outer 5% (Mahalanobis distance, real
+    mean and covariance) over the real share: 1 for tails as real, 0 once they vanish."""
+    return evaluation.tail_reference.mass(evaluation.sample_features)
 
 
 @register_metric("true_nll_samples")

@@ -18,10 +18,13 @@ A sweep config is a small TOML file (examples in ``baselines/sweeps/``)::
     model = "realnvp"                               # optional: the env spec's model otherwise
     model_params = { steps = [100, 300] }
     env_params = { n_real = 200 }
+    add_metrics = ["tail_mass"]                     # scored beside the env's own metrics
     resources = { cpus = 1, gpus = 0 }              # what one cell asks a ray cluster for
 
 Every list value in ``params``, ``model_params`` and ``env_params`` (top level or per agent) is a grid
-axis; write a list that is one value as ``[[1, 2]]``. A *cell* is one lineage: (env, agent, seed).
+axis; write a list that is one value as ``[[1, 2]]``. ``add_metrics`` (top level or per agent) is
+not: it is the one list of registered metrics each env scores beside its own. A *cell* is one
+lineage: (env, agent, seed).
 
 How results flow: the driver (the process that runs ``sweep``) is the store's only writer. It cuts
 every lineage into *chunks* of about ``chunk_seconds`` of compute. A worker runs a chunk from the
@@ -51,6 +54,7 @@ from collapsebench.executors import Resources, make_executor
 from collapsebench.first_models import FirstModelCache
 from collapsebench.models import MODELS
 from collapsebench.policies import CurationPolicy, build_policy
+from collapsebench.registration import with_added_metrics
 from collapsebench.runner import (
     GenerationRecord,
     Lineage,
@@ -59,10 +63,21 @@ from collapsebench.runner import (
     package_version,
     progress_bar,
 )
+from collapsebench.scoring import METRICS
 from collapsebench.store import ResultsStore, RunKey
 
-_TOP_LEVEL_KEYS = {"envs", "seeds", "generations", "env_params", "agents"}
-_AGENT_KEYS = {"envs", "seeds", "policy", "params", "model", "model_params", "env_params", "resources"}
+_TOP_LEVEL_KEYS = {"envs", "seeds", "generations", "env_params", "add_metrics", "agents"}
+_AGENT_KEYS = {
+    "envs",
+    "seeds",
+    "policy",
+    "params",
+    "model",
+    "model_params",
+    "env_params",
+    "add_metrics",
+    "resources",
+}
 _RESOURCE_KEYS = {"cpus", "gpus"}
 
 
@@ -77,12 +92,15 @@ class Cell:
     model: str | None = None  # None: the env spec's model
     model_params: Mapping[str, Any] = field(default_factory=dict)  # adjust the spec's when same model
     env_params: Mapping[str, Any] = field(default_factory=dict)
+    added_metrics: tuple[str, ...] = ()  # scored beside the env's metrics (or env_params' metrics)
     generations: int | None = None  # None: the env spec's T
     cpus: float = 1.0
     gpus: float | None = None  # None: one if the model wants an accelerator and the back-end has one
 
     def env_kwargs(self) -> dict[str, Any]:
         kwargs = dict(self.env_params)
+        if self.added_metrics:
+            kwargs = with_added_metrics(self.env_id, self.added_metrics, kwargs)
         if self.generations is not None:
             kwargs["generations"] = int(self.generations)
         if self.model is not None:
@@ -152,6 +170,7 @@ def cells_from_config(config: Mapping[str, Any], source: str = "the sweep config
     generations = config.get("generations")
     if generations is not None and (not isinstance(generations, int) or generations < 0):
         problems.append(f"'generations' must be a non-negative integer, got {generations!r}")
+    shared_metrics = _metric_names(config.get("add_metrics"), "add_metrics", problems)
     agents = config.get("agents")
     if not agents or not isinstance(agents, list) or not all(isinstance(a, Mapping) for a in agents):
         problems.append("'agents' must be a non-empty array of tables: [[agents]] policy = \"...\"")
@@ -180,6 +199,11 @@ def cells_from_config(config: Mapping[str, Any], source: str = "the sweep config
         resources = dict(agent.get("resources") or {})
         if set(resources) - _RESOURCE_KEYS:
             problems.append(f"{where}: resources take {sorted(_RESOURCE_KEYS)}, got {sorted(resources)}")
+        metrics = shared_metrics + [
+            name
+            for name in _metric_names(agent.get("add_metrics"), f"{where}: add_metrics", problems)
+            if name not in shared_metrics
+        ]
         env_grid = [
             {**shared, **own}
             for shared in grid(config.get("env_params"))
@@ -197,6 +221,7 @@ def cells_from_config(config: Mapping[str, Any], source: str = "the sweep config
                     model=agent.get("model"),
                     model_params=model_params,
                     env_params=env_params,
+                    added_metrics=tuple(metrics),
                     generations=generations,
                     cpus=float(resources.get("cpus", 1.0)),
                     gpus=None if resources.get("gpus") is None else float(resources["gpus"]),
@@ -205,6 +230,21 @@ def cells_from_config(config: Mapping[str, Any], source: str = "the sweep config
     if problems:
         raise ValueError(f"{source} is not a valid sweep:\n- " + "\n- ".join(problems))
     return cells
+
+
+def _metric_names(value: Any, where: str, problems: list[str]) -> list[str]:
+    """A list of registered metric names (absent: an empty list); a problem is noted, not raised."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        problems.append(f"'{where}' must be a list of metric names, got {value!r}")
+        return []
+    unknown = [name for name in value if name not in METRICS]
+    if unknown:
+        problems.append(
+            f"'{where}': unknown metric(s) {', '.join(unknown)}; registered: {', '.join(METRICS)}"
+        )
+    return [name for name in value if name in METRICS]
 
 
 def _env_ids(value: Any, where: str, problems: list[str]) -> list[str]:

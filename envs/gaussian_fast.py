@@ -38,9 +38,11 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from collapsebench.envs.gaussian import GaussianEnv
 from collapsebench.executors import available_cores
+from collapsebench.metrics.tails import TAIL_FRACTION
 from collapsebench.models import make_model
 from collapsebench.policies import make_policy
 from collapsebench.registration import list_envs, spec
@@ -70,14 +72,30 @@ class GaussianLineages:
         """Exact W2 between N(μ̂_t, σ̂_t²) and the real N(μ, σ²): sqrt((μ̂ − μ)² + (σ̂ − σ)²)."""
         return np.sqrt((self.mean - self.true_mean) ** 2 + (self.std - self.true_std) ** 2)
 
+    def tail_mass(self, tail: float = TAIL_FRACTION) -> np.ndarray:
+        """Exact ``tail_mass`` of each fitted N(μ̂_t, σ̂_t²): its mass beyond the real N(μ, σ²)'s outer
+        ``tail`` (|x − μ| > z·σ, z the standard normal's 1 − tail/2 quantile), over ``tail``; the
+        population value of the env's metric, which estimates it from the test split and n_eval draws."""
+        if not 0.0 < tail < 1.0:
+            raise ValueError(f"tail must be a fraction in (0, 1), got {tail!r}")
+        edge = special.ndtri(1.0 - tail / 2.0) * self.true_std
+        upper = special.ndtr((self.mean - self.true_mean - edge) / self.std)  # P(x > μ + zσ)
+        lower = special.ndtr((self.true_mean - edge - self.mean) / self.std)  # P(x < μ − zσ)
+        return (upper + lower) / tail
+
     def to_frame(self) -> pd.DataFrame:
-        """Tidy rows: lineage, generation, metric (std_ratio, w2_to_truth), value."""
+        """Tidy rows: lineage, generation, metric (std_ratio, w2_to_truth, tail_mass), value."""
         generations, lineages = self.mean.shape
         index = pd.MultiIndex.from_product(
             [range(generations), range(lineages)], names=["generation", "lineage"]
         )
         frame = pd.DataFrame(
-            {"std_ratio": self.std_ratio.ravel(), "w2_to_truth": self.w2_to_truth.ravel()}, index=index
+            {
+                "std_ratio": self.std_ratio.ravel(),
+                "w2_to_truth": self.w2_to_truth.ravel(),
+                "tail_mass": self.tail_mass().ravel(),
+            },
+            index=index,
         )
         return frame.reset_index().melt(["generation", "lineage"], var_name="metric", value_name="value")
 

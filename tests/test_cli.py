@@ -10,6 +10,7 @@ from collapsebench import plotting
 from collapsebench.cli import app, parse_seeds, parse_value
 from collapsebench.demo import EXACT_LINEAGES, EXACT_METRIC
 from collapsebench.envs.gaussian import c4
+from collapsebench.registration import default_settings
 from collapsebench.store import ResultsStore
 
 runner = CliRunner()
@@ -39,6 +40,8 @@ def test_list_shows_envs_policies_models_and_metrics():
 def test_describe_prints_docs_and_defaults():
     result = invoke("describe", "GMM2D-mix-v0")
     assert result.exit_code == 0 and "Version history" in result.output and '"n_real": 500' in result.output
+    # Settings the spec leaves to the env class are shown too: the analytic worlds' metrics.
+    assert '"metrics": [' in result.output and '"synthetic_fraction"' in result.output
     assert invoke("describe", "Nope-v0").exit_code != 0
 
 
@@ -98,7 +101,24 @@ def test_run_reports_bad_input_clearly(tmp_path):
         result = invoke("run", "Gaussian-mix-v0", "--policy", "lambda-mix", *setting, "--store", store)
         assert result.exit_code != 0 and named in result.output
         assert "--env-param / --model / --model-param" in result.output
+    result = invoke(
+        "run", "Gaussian-mix-v0", "--policy", "lambda-mix", "--add-metric", "tails", "--store", store
+    )
+    assert result.exit_code != 0 and "unknown metric(s) tails; registered: coverage" in result.output
+    assert "--add-metric" in result.output
     assert not (tmp_path / "r.sqlite").exists() or not ResultsStore(store).to_dataframe().size
+
+
+def test_run_adds_a_metric_to_the_env_s_own(tmp_path):
+    store = tmp_path / "r.sqlite"
+    arguments = ["Gaussian-replace-v0", "--policy", "full-synthetic", "--seeds", "0", "--generations", "2"]
+    result = invoke("run", *arguments, "--add-metric", "tail_mass", "--store", str(store), "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "tail_mass" in result.output  # in the printed summary
+    frame = ResultsStore(store).to_dataframe()
+    # Every default metric of the env, plus the added one, at every generation.
+    assert set(frame["metric"]) == {*default_settings("Gaussian-replace-v0")["metrics"], "tail_mass"}
+    assert frame.groupby("metric")["generation"].nunique().eq(3).all()
 
 
 def test_plot_without_results_says_so(tmp_path):

@@ -332,9 +332,11 @@ def test_a_sample_reward_is_recorded_in_the_run_config_only_when_set():
         ({"sample_reward_kwargs": {"direction": [1.0]}}, ValueError, "only apply with a sample_reward"),
         ({"sample_reward": np.sum}, ValueError, "register the function with cb.register_reward"),
         ({"sample_reward": "linaer"}, KeyError, "unknown reward 'linaer'; registered: distance, linear"),
+        ({"metrics": ("fd", "tail_mas")}, KeyError, "unknown metric 'tail_mas'; registered: coverage"),
+        ({"metrics": "fd"}, ValueError, "metrics must be a sequence of metric names, got the string 'fd'"),
     ],
 )
-def test_a_bad_sample_reward_is_refused_when_the_env_is_made(kwargs, error, message):
+def test_a_bad_sample_reward_or_metric_is_refused_when_the_env_is_made(kwargs, error, message):
     with pytest.raises(error, match=re.escape(message)):
         cb.make("Gaussian-mix-v0", **kwargs)
 

@@ -6,11 +6,13 @@ import re
 
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.stats import ks_2samp
 
 import collapsebench as cb
 from collapsebench.envs.gaussian import c4
 from collapsebench.envs.gaussian_fast import expected_std_ratio, gaussian_lineages, simulate_gaussian_lineages
+from collapsebench.metrics import tail_mass
 from collapsebench.store import ResultsStore
 
 CHEAP = {"n_test": 10, "n_eval": 10, "metrics": ("std_ratio",), "headline_metric": "std_ratio"}
@@ -87,9 +89,31 @@ def test_result_depends_on_the_seed_not_on_the_thread_count():
     assert len(np.unique(one_thread.std[-1])) == 2500  # no two lineages share a stream
 
 
+def test_exact_tail_mass_is_the_metric_on_many_draws_from_each_fitted_gaussian():
+    # A real N(2, 3²) world; each lineage's fitted N(μ̂, σ̂²) scored by the sample-based metric.
+    lineages = simulate_gaussian_lineages(4, 30, "replace", n_real=20, mean=2.0, std=3.0, seed=1)
+    rng = np.random.default_rng(0)
+    real = rng.normal(2.0, 3.0, size=400_000)
+    exact = lineages.tail_mass()
+    assert np.ptp(exact[-1]) > 0.5  # the lineages have moved apart: the check covers a range
+    for mean, std, expected in zip(lineages.mean[-1], lineages.std[-1], exact[-1], strict=True):
+        assert tail_mass(real, rng.normal(mean, std, size=400_000)) == pytest.approx(
+            expected, rel=0.05, abs=0.01
+        )
+    assert lineages.tail_mass(tail=0.2)[-1] == pytest.approx(
+        (
+            stats.norm.cdf((2.0 - 3.0 * stats.norm.ppf(0.9) - lineages.mean[-1]) / lineages.std[-1])
+            + stats.norm.sf((2.0 + 3.0 * stats.norm.ppf(0.9) - lineages.mean[-1]) / lineages.std[-1])
+        )
+        / 0.2
+    )
+    with pytest.raises(ValueError, match="tail must be a fraction"):
+        lineages.tail_mass(tail=1.5)
+
+
 def test_tidy_frame_and_validation():
     frame = simulate_gaussian_lineages(3, 2, "mix").to_frame()
-    assert len(frame) == 3 * 3 * 2 and set(frame["metric"]) == {"std_ratio", "w2_to_truth"}
+    assert len(frame) == 3 * 3 * 3 and set(frame["metric"]) == {"std_ratio", "w2_to_truth", "tail_mass"}
     with pytest.raises(ValueError, match="loop must be"):
         simulate_gaussian_lineages(3, 2, "swap")
     with pytest.raises(ValueError, match="n_lineages ≥ 1"):

@@ -8,14 +8,17 @@ import io
 import numpy as np
 import prdc
 import pytest
-from scipy import linalg
+from scipy import linalg, stats
 from scipy.optimize import linear_sum_assignment
 
 from collapsebench.metrics import (
+    TailReference,
     frechet_distance,
     frechet_distance_from_samples,
+    gaussian_statistics,
     precision_recall_density_coverage,
     std_ratio,
+    tail_mass,
     wasserstein2,
 )
 
@@ -125,6 +128,66 @@ def test_std_ratio_closed_forms(rng):
     assert std_ratio(np.zeros((2, 2)), np.eye(2)) == 0.0
     with pytest.raises(ValueError, match="shapes differ"):
         std_ratio(np.eye(2), np.eye(3))
+
+
+@pytest.mark.parametrize(("shift", "scale"), [(0.0, 0.8), (0.0, 1.0), (0.0, 1.5), (0.5, 1.0)])
+def test_tail_mass_matches_the_gaussian_closed_form_in_one_dimension(rng, shift, scale):
+    # Real N(0, 1): its outer 5% is |x| > z, z = Φ⁻¹(0.975); N(shift, scale²) puts P(|x| > z) there.
+    real, fake = rng.normal(size=400_000), rng.normal(shift, scale, size=400_000)
+    z = stats.norm.ppf(0.975)
+    beyond = stats.norm.cdf((-z - shift) / scale) + stats.norm.sf((z - shift) / scale)
+    assert tail_mass(real, fake) == pytest.approx(beyond / 0.05, rel=0.05)
+
+
+@pytest.mark.parametrize("scale", [0.8, 1.3])
+def test_tail_mass_matches_the_chi_square_closed_form_in_two_dimensions(rng, scale):
+    # Whitened, real items have |x|² ~ χ²₂, whose 95% quantile is q = −2 ln 0.05; the fake items,
+    # scale times wider on every axis, exceed it with probability exp(−q / 2scale²) = 0.05^(1/scale²).
+    root = np.linalg.cholesky(_random_spd(rng, 2))
+    real = rng.normal(size=(400_000, 2)) @ root.T + [3.0, -1.0]
+    fake = scale * rng.normal(size=(400_000, 2)) @ root.T + [3.0, -1.0]
+    assert tail_mass(real, fake) == pytest.approx(0.05 ** (1 / scale**2 - 1), rel=0.05)
+
+
+def test_tail_mass_is_one_on_the_real_set_zero_when_collapsed_and_affine_invariant(rng):
+    real, fake = rng.normal(size=(2000, 3)), rng.normal(0.2, 0.9, size=(1500, 3))
+    assert tail_mass(real, real) == 1.0
+    assert tail_mass(real, np.repeat(real.mean(axis=0, keepdims=True), 10, axis=0)) == 0.0
+    transform, offset = _random_spd(rng, 3) + rng.normal(size=(3, 3)), rng.normal(size=3)
+    assert tail_mass(real @ transform + offset, fake @ transform + offset) == pytest.approx(
+        tail_mass(real, fake), rel=1e-12
+    )
+    # A tail of 20% holds more of a narrower model's items than a tail of 5% does, relatively.
+    assert tail_mass(real, fake, tail=0.2) > tail_mass(real, fake, tail=0.05)
+
+
+def test_tail_mass_leaves_out_directions_in_which_the_real_items_do_not_vary(rng):
+    # Like an always-blank pixel: a constant real feature, on which the model puts a little noise.
+    real, fake = rng.normal(size=(1000, 2)), rng.normal(0.0, 1.2, size=(800, 2))
+    blank_real = np.column_stack([real, np.full(len(real), 0.5)])
+    blank_fake = np.column_stack([fake, 0.5 + 1e-3 * rng.normal(size=len(fake))])
+    assert tail_mass(blank_real, blank_fake) == tail_mass(real, fake) > 1.0
+
+
+def test_tail_mass_cached_reference_changes_no_bit(rng):
+    real, fake = rng.normal(size=(1000, 4)), rng.normal(0.1, 0.9, size=(700, 4))
+    reference = TailReference.of(real, statistics=gaussian_statistics(real))
+    assert reference.mass(fake) == tail_mass(real, fake)
+    assert reference.real_fraction == 50 / 1000
+
+
+def test_tail_mass_rejects_bad_inputs(rng):
+    real = rng.normal(size=(100, 2))
+    for tail in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="tail must be a fraction in"):
+            tail_mass(real, real, tail=tail)
+    with pytest.raises(ValueError, match="items have 3 features, the real data 2"):
+        tail_mass(real, rng.normal(size=(10, 3)))
+    with pytest.raises(ValueError, match="at least one fake item"):
+        tail_mass(real, real[:0])
+    # Every real item equally far from the mean: no outer 5% to speak of.
+    with pytest.raises(ValueError, match="no real item lies strictly beyond"):
+        tail_mass(np.tile([-1.0, 1.0], 50), real[:, 0])
 
 
 @pytest.mark.parametrize(("dim", "method"), [(2, "tree"), (2, "dense"), (16, "auto")])

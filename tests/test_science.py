@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 import collapsebench as cb
 from collapsebench.envs.gaussian import c4
@@ -84,3 +85,34 @@ def test_gmm_ring_loses_recall_when_fully_synthetic_but_not_when_mixed():
         return float(np.mean(recalls))
 
     assert final_recall("full-synthetic") < final_recall("lambda-mix", lam=0.5) - 0.1
+
+
+def test_tail_mass_follows_each_fitted_gaussian_as_the_loop_collapses():
+    """``tail_mass`` on a collapsing loop is the closed form of each fitted N(μ̂, σ̂²): its mass beyond
+    the real N(0, 1)'s outer 5% (|x| > z), over 5%, up to the sampling noise of the test split's
+    quantile and the n_eval draws."""
+    seeds, generations = 20, 40
+    env = cb.make(
+        "Gaussian-replace-v0",
+        generations=generations,
+        metrics=("std_ratio", "tail_mass"),
+        headline_metric="std_ratio",
+    )
+    agent = cb.make_policy("full-synthetic")
+    z = stats.norm.ppf(0.975)
+    measured, closed_form = np.empty((seeds, generations + 1)), np.empty((seeds, generations + 1))
+    for seed in range(seeds):
+        obs, _ = env.reset(seed=seed)
+        for generation in range(generations + 1):
+            obs, _, _, _, info = env.step(agent(obs))
+            mean, std = env.unwrapped.model.mean_[0], np.sqrt(env.unwrapped.model.cov_[0, 0])
+            beyond = stats.norm.cdf((-z - mean) / std) + stats.norm.sf((z - mean) / std)
+            measured[seed, generation], closed_form[seed, generation] = (
+                info["metrics"]["tail_mass"],
+                beyond / 0.05,
+            )
+    # The lineages spread out: some lose their tails, drifted ones overshoot into one of them.
+    assert closed_form[:, -1].min() < 0.1 and closed_form[:, -1].max() > 3
+    per_seed_error = (measured - closed_form).mean(axis=1)  # the split's quantile is shared within a seed
+    assert abs(per_seed_error.mean()) < 4 * per_seed_error.std(ddof=1) / np.sqrt(seeds) + 0.01
+    assert np.corrcoef(measured.ravel(), closed_form.ravel())[0, 1] > 0.9

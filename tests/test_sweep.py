@@ -24,6 +24,7 @@ import pytest
 import collapsebench as cb
 from collapsebench.executors import EXECUTORS, InlineExecutor, Resources, make_executor
 from collapsebench.policies import POLICIES, CurationPolicy
+from collapsebench.registration import default_settings
 from collapsebench.store import ResultsStore
 from collapsebench.sweep import Cell, cells_from_config, grid, load_sweep, parse_seeds, plan, sweep
 
@@ -75,11 +76,48 @@ def test_config_expands_to_env_agent_seed_cells():
     assert composed[0].build_policy().name == "filter-likelihood>lambda-mix"
 
 
+def test_added_metrics_join_each_env_s_own_or_its_overridden_metrics():
+    cells = cells_from_config(
+        {
+            "envs": ["Gaussian-mix-v0", "Digits-mix-v0"],
+            "seeds": [0],
+            "add_metrics": ["tail_mass"],
+            "agents": [
+                {"policy": "real-only", "add_metrics": ["memorization", "tail_mass"]},
+                {"policy": "real-only", "env_params": {"metrics": [["fd"]], "headline_metric": "fd"}},
+            ],
+        }
+    )
+    metrics = [(cell.env_id, cell.env_kwargs()["metrics"]) for cell in cells]
+    gaussian, digits = (default_settings(env)["metrics"] for env in ("Gaussian-mix-v0", "Digits-mix-v0"))
+    assert "memorization" in digits and "memorization" not in gaussian  # each named once
+    assert metrics == [
+        ("Gaussian-mix-v0", (*gaussian, "tail_mass", "memorization")),
+        ("Digits-mix-v0", (*digits, "tail_mass")),
+        ("Gaussian-mix-v0", ("fd", "tail_mass")),
+        ("Digits-mix-v0", ("fd", "tail_mass")),
+    ]
+
+
 def test_a_bad_config_lists_every_problem():
     with pytest.raises(ValueError) as error:
-        cells_from_config({"envz": [], "seeds": "a-b", "agents": [{"policy": "lambda-mix", "parms": {}}]})
+        cells_from_config(
+            {
+                "envz": [],
+                "seeds": "a-b",
+                "add_metrics": ["tails"],
+                "agents": [{"policy": "lambda-mix", "parms": {}, "add_metrics": "tail_mass"}],
+            }
+        )
     message = str(error.value)
-    for problem in ("unknown top-level keys ['envz']", "'seeds'", "unknown keys ['parms']", "no envs"):
+    for problem in (
+        "unknown top-level keys ['envz']",
+        "'seeds'",
+        "unknown keys ['parms']",
+        "no envs",
+        "'add_metrics': unknown metric(s) tails; registered: coverage",
+        "'agents #1: add_metrics' must be a list of metric names, got 'tail_mass'",
+    ):
         assert problem in message
     assert parse_seeds("0-2,7") == [0, 1, 2, 7]
     with pytest.raises(ValueError, match="integers"):

@@ -4,9 +4,11 @@ from collapsebench.metrics.frechet import frechet_distance, frechet_distance_fro
 from collapsebench.metrics.modes import memorization_fraction, mode_coverage
 from collapsebench.metrics.moments import std_ratio
 from collapsebench.metrics.prdc import knn_radii, kth_neighbour_radii, precision_recall_density_coverage
+from collapsebench.metrics.tails import TailReference, tail_mass
 from collapsebench.metrics.wasserstein import wasserstein2
 
 __all__ = [
+    "TailReference",
     "frechet_distance",
     "frechet_distance_from_samples",
     "gaussian_statistics",
@@ -16,5 +18,6 @@ __all__ = [
     "mode_coverage",
     "precision_recall_density_coverage",
     "std_ratio",
+    "tail_mass",
     "wasserstein2",
 ]
