@@ -146,19 +146,16 @@ def run(
     from collapsebench.policies import build_policy
     from collapsebench.registration import with_added_metrics
     from collapsebench.runner import EnvSettingsError, merged_model_params
-    from collapsebench.scoring import METRICS, SAMPLE_REWARD_METRIC
+    from collapsebench.scoring import SAMPLE_REWARD_METRIC
     from collapsebench.store import export
 
     spec_kwargs = _env_spec(env_id).kwargs
     env_kwargs = parse_params(env_param, "--env-param")
     if add_metric:
-        unknown = sorted(set(add_metric) - set(METRICS))
-        if unknown:
-            raise typer.BadParameter(
-                f"unknown metric(s) {', '.join(unknown)}; registered: {', '.join(METRICS)}",
-                param_hint="--add-metric",
-            )
-        env_kwargs = with_added_metrics(env_id, tuple(add_metric), env_kwargs)
+        try:
+            env_kwargs = with_added_metrics(env_id, tuple(add_metric), env_kwargs)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--add-metric") from None
     model_params = parse_params(model_param, "--model-param")
     if model_params:
         model_params = merged_model_params(env_id, model, model_params)

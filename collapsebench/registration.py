@@ -15,6 +15,7 @@ import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec, load_env_creator
 
 from collapsebench._params import bound_params
+from collapsebench.scoring import check_metric_names
 
 NAMESPACE = "collapsebench"
 _ID_PATTERN = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*)-v(?P<version>\d+)$")
@@ -65,9 +66,12 @@ def default_settings(env_id: str) -> dict[str, Any]:
 
 
 def with_added_metrics(env_id: str, metrics: tuple[str, ...], env_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``env_kwargs`` whose ``metrics`` are the env's (overridden or default) plus ``metrics``."""
+    """``env_kwargs`` whose ``metrics`` are the env's (overridden or default) plus ``metrics``, each
+    named once; a ValueError names any that is not registered."""
+    check_metric_names(metrics)
     current = tuple(env_kwargs.get("metrics", default_settings(env_id)["metrics"]))
-    return {**env_kwargs, "metrics": (*current, *(name for name in metrics if name not in current))}
+    added = dict.fromkeys(name for name in metrics if name not in current)
+    return {**env_kwargs, "metrics": (*current, *added)}
 
 
 def env_doc(env_id: str) -> str:

@@ -7,7 +7,7 @@ in which case its key is left out of ``info["metrics"]``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -59,12 +59,6 @@ class Evaluation:
     real_tail: TailReference | None = None  # the real side of ``tail_mass``, cached per episode
 
     @cached_property
-    def tail_reference(self) -> TailReference:
-        if self.real_tail is not None:
-            return self.real_tail
-        return TailReference.of(self.real_test_features, statistics=self.real_statistics)
-
-    @cached_property
     def seed(self) -> int:
         """Seed for metrics that draw randomness (sliced W2's directions); most never ask for it."""
         return self.draw_seed()
@@ -89,7 +83,7 @@ class Evaluation:
 
 # The metric an env with a ``sample_reward`` adds to its metrics.
 SAMPLE_REWARD_METRIC = "sample_reward"
-# The metric that reads ``Evaluation.tail_reference``: an env scoring it caches the real side.
+# The metric that reads ``Evaluation.real_tail``: an env scoring it caches the real side.
 TAIL_MASS_METRIC = "tail_mass"
 # The metrics read from ``Evaluation.prdc``: an env scoring any of them caches the real k-NN radii.
 PRDC_METRICS = frozenset({"precision", "recall", "density", "coverage"})
@@ -112,6 +106,13 @@ STANDARD_METRICS = (
 
 def register_metric(name: str) -> Callable[[Metric], Metric]:
     return METRICS.register(name)  # type: ignore[return-value]
+
+
+def check_metric_names(names: Iterable[str]) -> None:
+    """Raise a ValueError naming every unregistered metric among ``names``, and the registered ones."""
+    unknown = [name for name in dict.fromkeys(names) if name not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; registered: {', '.join(METRICS)}")
 
 
 def score(evaluation: Evaluation, names: tuple[str, ...]) -> dict[str, float]:
@@ -177,7 +178,10 @@ def _synthetic_fraction(evaluation: Evaluation) -> float:
 def _tail_mass(evaluation: Evaluation) -> float:
     """Share of the model's samples in the real data's outer 5% (Mahalanobis distance, real
     mean and covariance) over the real share: 1 for tails as real, 0 once they vanish."""
-    return evaluation.tail_reference.mass(evaluation.sample_features)
+    reference = evaluation.real_tail
+    if reference is None:
+        reference = TailReference.of(evaluation.real_test_features, statistics=evaluation.real_statistics)
+    return reference.mass(evaluation.sample_features)
 
 
 @register_metric("true_nll_samples")

@@ -63,7 +63,7 @@ from collapsebench.runner import (
     package_version,
     progress_bar,
 )
-from collapsebench.scoring import METRICS
+from collapsebench.scoring import check_metric_names
 from collapsebench.store import ResultsStore, RunKey
 
 _TOP_LEVEL_KEYS = {"envs", "seeds", "generations", "env_params", "add_metrics", "agents"}
@@ -199,11 +199,8 @@ def cells_from_config(config: Mapping[str, Any], source: str = "the sweep config
         resources = dict(agent.get("resources") or {})
         if set(resources) - _RESOURCE_KEYS:
             problems.append(f"{where}: resources take {sorted(_RESOURCE_KEYS)}, got {sorted(resources)}")
-        metrics = shared_metrics + [
-            name
-            for name in _metric_names(agent.get("add_metrics"), f"{where}: add_metrics", problems)
-            if name not in shared_metrics
-        ]
+        own_metrics = _metric_names(agent.get("add_metrics"), f"{where}: add_metrics", problems)
+        metrics = tuple(dict.fromkeys([*shared_metrics, *own_metrics]))
         env_grid = [
             {**shared, **own}
             for shared in grid(config.get("env_params"))
@@ -221,7 +218,7 @@ def cells_from_config(config: Mapping[str, Any], source: str = "the sweep config
                     model=agent.get("model"),
                     model_params=model_params,
                     env_params=env_params,
-                    added_metrics=tuple(metrics),
+                    added_metrics=metrics,
                     generations=generations,
                     cpus=float(resources.get("cpus", 1.0)),
                     gpus=None if resources.get("gpus") is None else float(resources["gpus"]),
@@ -233,18 +230,17 @@ def cells_from_config(config: Mapping[str, Any], source: str = "the sweep config
 
 
 def _metric_names(value: Any, where: str, problems: list[str]) -> list[str]:
-    """A list of registered metric names (absent: an empty list); a problem is noted, not raised."""
+    """A list of metric names (absent: an empty list); a problem is noted, not raised."""
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
         problems.append(f"'{where}' must be a list of metric names, got {value!r}")
         return []
-    unknown = [name for name in value if name not in METRICS]
-    if unknown:
-        problems.append(
-            f"'{where}': unknown metric(s) {', '.join(unknown)}; registered: {', '.join(METRICS)}"
-        )
-    return [name for name in value if name in METRICS]
+    try:
+        check_metric_names(value)
+    except ValueError as error:
+        problems.append(f"'{where}': {error}")
+    return value
 
 
 def _env_ids(value: Any, where: str, problems: list[str]) -> list[str]:

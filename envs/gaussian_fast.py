@@ -42,7 +42,7 @@ from scipy import special
 
 from collapsebench.envs.gaussian import GaussianEnv
 from collapsebench.executors import available_cores
-from collapsebench.metrics.tails import TAIL_FRACTION
+from collapsebench.metrics.tails import TAIL_FRACTION, check_tail_fraction
 from collapsebench.models import make_model
 from collapsebench.policies import make_policy
 from collapsebench.registration import list_envs, spec
@@ -76,8 +76,7 @@ class GaussianLineages:
         """Exact ``tail_mass`` of each fitted N(μ̂_t, σ̂_t²): its mass beyond the real N(μ, σ²)'s outer
         ``tail`` (|x − μ| > z·σ, z the standard normal's 1 − tail/2 quantile), over ``tail``; the
         population value of the env's metric, which estimates it from the test split and n_eval draws."""
-        if not 0.0 < tail < 1.0:
-            raise ValueError(f"tail must be a fraction in (0, 1), got {tail!r}")
+        check_tail_fraction(tail)
         edge = special.ndtri(1.0 - tail / 2.0) * self.true_std
         upper = special.ndtr((self.mean - self.true_mean - edge) / self.std)  # P(x > μ + zσ)
         lower = special.ndtr((self.true_mean - edge - self.mean) / self.std)  # P(x < μ − zσ)

@@ -20,6 +20,11 @@ TAIL_FRACTION = 0.05  # the registered metric's tail: the outer 5% of the real d
 _RELATIVE_VARIANCE_CUTOFF = 1e-10
 
 
+def check_tail_fraction(tail: float) -> None:
+    if not 0.0 < tail < 1.0:
+        raise ValueError(f"tail must be a fraction in (0, 1), got {tail!r}")
+
+
 def _as_rows(items: np.ndarray) -> np.ndarray:
     items = np.asarray(items, dtype=np.float64)
     return items.reshape(len(items), -1)
@@ -43,8 +48,7 @@ class TailReference:
         statistics: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> TailReference:
         """From the real items (n, ...) and, if already computed, their mean and covariance."""
-        if not 0.0 < tail < 1.0:
-            raise ValueError(f"tail must be a fraction in (0, 1), got {tail!r}")
+        check_tail_fraction(tail)
         real = _as_rows(real)
         mean, covariance = gaussian_statistics(real) if statistics is None else statistics
         eigenvalues, eigenvectors = np.linalg.eigh(np.atleast_2d(covariance))
