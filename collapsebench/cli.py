@@ -1,4 +1,4 @@
-"""The ``collapsebench`` command: list, describe, run, sweep, export, plot, weights, demo."""
+"""The ``collapsebench`` command: list, describe, run, sweep, export, summary, plot, weights, demo."""
 
 from __future__ import annotations
 
@@ -197,11 +197,7 @@ def run(
         console.print(f"wrote {export(frame, out)}")
     headline = str(env_kwargs.get("headline_metric", spec_kwargs.get("headline_metric", "fd")))
     shown = {headline, "std_ratio", *(add_metric or ())} | ({SAMPLE_REWARD_METRIC} & set(frame["metric"]))
-    summary = summarize(frame, sorted(shown))
-    table = Table("metric", "generation", "mean", "± 95% CI", "seeds", title=f"{env_id}: last generation")
-    for row in summary.itertuples():
-        table.add_row(row.metric, str(row.generation), f"{row.mean:.4g}", f"{row.ci95:.2g}", str(row.seeds))
-    console.print(table)
+    _print_summary(summarize(frame, sorted(shown)), "last generation")
 
 
 def _interrupted() -> NoReturn:
@@ -330,16 +326,7 @@ def plot(
         _plot_samples(results, out or Path("results/samples"), env)
         return
     out = out or Path("results/curves.png")
-    frame = results.to_dataframe()
-    if env:
-        missing = sorted(set(env) - set(frame["env_id"]))
-        if missing:
-            raise typer.BadParameter(f"no results for {missing} in the store", param_hint="--env")
-        frame = frame[frame["env_id"].isin(env)]
-    if frame.empty:
-        raise typer.BadParameter(
-            "the store holds no results yet: run `collapsebench run` first", param_hint="--store"
-        )
+    frame = _stored_results(results, env)
     metrics = metric or ["std_ratio", "fd"]
     expected = _exact_expectations(results, frame, metrics) if exact else None
     try:
@@ -347,6 +334,86 @@ def plot(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--metric") from None
     console.print(f"wrote {path}")
+
+
+def _stored_results(results: Any, envs: list[str] | None) -> Any:
+    """The store's tidy rows, of ``envs`` only if given; a usage error if there are none."""
+    frame = results.to_dataframe()
+    if envs:
+        missing = sorted(set(envs) - set(frame["env_id"]))
+        if missing:
+            raise typer.BadParameter(f"no results for {missing} in the store", param_hint="--env")
+        frame = frame[frame["env_id"].isin(envs)]
+    if frame.empty:
+        raise typer.BadParameter(
+            "the store holds no results yet: run `collapsebench run` first", param_hint="--store"
+        )
+    return frame
+
+
+@app.command()
+def summary(
+    store: StoreOption = None,
+    env: Annotated[list[str] | None, typer.Option(help="env id(s) [default: all]")] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option(help="metric(s) [default: every metric the runs recorded]")
+    ] = None,
+    generation: Annotated[
+        int | None,
+        typer.Option(min=0, help="compare seeds at this generation [default: the last all reached]"),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="also write the table to .csv or .parquet")] = None,
+) -> None:
+    """Each agent's metrics at one generation over seeds (mean ± 95% CI, median): a table per env."""
+    from collapsebench.plotting import agent_labels, summarize
+    from collapsebench.store import ResultsStore, export
+
+    frame = _stored_results(ResultsStore(_existing(store)), env)
+    recorded = sorted(frame["metric"].unique())
+    unknown = sorted(set(metric or ()) - set(recorded))
+    if unknown:
+        raise typer.BadParameter(
+            f"no results for metric(s) {', '.join(unknown)}; the runs recorded: {', '.join(recorded)}",
+            param_hint="--metric",
+        )
+    frame = frame[frame["metric"].isin(metric or recorded)]
+    table = summarize(frame, sorted(set(frame["metric"])), generation)
+    if table.empty:  # only an explicit generation can leave nothing
+        raise typer.BadParameter(
+            f"no run reached generation {generation}: the last is {frame['generation'].max()}",
+            param_hint="--generation",
+        )
+    if out is not None:
+        try:
+            console.print(f"wrote {export(table, out)}")
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--out") from None
+    _print_summary(table, "mean ± 95% CI and median over seeds")
+    agents = frame.assign(agent=agent_labels(frame))[["env_id", "agent"]].drop_duplicates()
+    shown = agents.merge(table[["env_id", "agent"]].drop_duplicates(), how="left", indicator=True)
+    for missed in shown[shown["_merge"] == "left_only"].itertuples():
+        console.print(f"{missed.env_id} · {missed.agent}: no run reached generation {generation}")
+
+
+def _print_summary(summary: Any, title: str) -> None:
+    """``summarize``'s rows as a table per env: a row per (agent, metric), agents apart."""
+    for env_id, rows in summary.groupby("env_id", sort=False):
+        table = Table(
+            "agent", "metric", "generation", "mean", "± 95% CI", "median", "seeds", title=f"{env_id}: {title}"
+        )
+        for _, agent_rows in rows.groupby("agent", sort=False):
+            for number, row in enumerate(agent_rows.itertuples(), start=1):
+                table.add_row(
+                    row.agent if number == 1 else "",
+                    row.metric,
+                    str(row.generation),
+                    f"{row.mean:.4g}",
+                    f"{row.ci95:.2g}",
+                    f"{row.median:.4g}",
+                    str(row.seeds),
+                    end_section=number == len(agent_rows),
+                )
+        console.print(table)
 
 
 def _exact_expectations(results: Any, frame: Any, metrics: list[str]) -> Any:

@@ -58,9 +58,11 @@ def agent_labels(frame: pd.DataFrame) -> pd.Series:
 
 
 def summarize(frame: pd.DataFrame, metrics: list[str], generation: int | None = None) -> pd.DataFrame:
-    """Mean, 95% normal-approximation half-width and seed count of each metric at one generation
-    (default: the last one all the agent's runs reached; a run still going does not mix its
-    generation 40 with another's 100), per env and agent."""
+    """Mean, 95% normal-approximation half-width, median and seed count of each metric at one
+    generation (default: the last one all the agent's runs reached; a run still going does not mix
+    its generation 40 with another's 100), per env and agent. The median is there for metrics whose
+    seeds split, such as ``tail_mass`` on a collapsing loop (most lineages lose their tails, a few
+    drift into one and overshoot): the mean then describes no seed."""
     data = frame[frame["metric"].isin(metrics)].assign(
         agent=agent_labels(frame[frame["metric"].isin(metrics)])
     )
@@ -71,10 +73,12 @@ def summarize(frame: pd.DataFrame, metrics: list[str], generation: int | None = 
     else:
         data = data[data["generation"] == generation]
     grouped = data.groupby(["env_id", "agent", "metric"])["value"]
-    table = grouped.agg(mean="mean", std="std", seeds="count", generation="size").reset_index()
+    table = grouped.agg(
+        mean="mean", std="std", median="median", seeds="count", generation="size"
+    ).reset_index()
     table["generation"] = data.groupby(["env_id", "agent", "metric"])["generation"].max().to_numpy()
     table["ci95"] = 1.96 * table["std"].fillna(0.0) / table["seeds"].pow(0.5)
-    return table.drop(columns="std")
+    return table[["env_id", "agent", "metric", "generation", "seeds", "mean", "ci95", "median"]]
 
 
 def summary_table(summary: pd.DataFrame, cell: Callable[[float, float], str]) -> pd.DataFrame:

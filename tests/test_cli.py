@@ -121,6 +121,47 @@ def test_run_adds_a_metric_to_the_env_s_own(tmp_path):
     assert frame.groupby("metric")["generation"].nunique().eq(3).all()
 
 
+def test_summary_prints_every_agent_of_a_store_and_names_what_is_not_there(tmp_path):
+    store = tmp_path / "r.sqlite"
+    tiny = ["--env-param", "n_test=30", "--env-param", "n_eval=30", "--store", str(store), "--no-progress"]
+    for policy, generations in (("full-synthetic", "2"), ("real-only", "1")):
+        arguments = ["Gaussian-mix-v0", "--policy", policy, "--seeds", "0-2", "--generations", generations]
+        assert invoke("run", *arguments, *tiny).exit_code == 0
+
+    result = invoke(
+        "summary", "--store", str(store), "--metric", "std_ratio", "--out", str(tmp_path / "s.csv")
+    )
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(tmp_path / "s.csv").set_index("agent")
+    frame = ResultsStore(store).to_dataframe()
+    expected = plotting.summarize(frame, ["std_ratio"]).set_index("agent")
+    # Their env settings differ in the budget only, so it names them apart.
+    agents = ["full-synthetic · generations=2", "real-only · generations=1"]
+    assert list(written.index) == list(expected.index) == agents
+    assert written["median"].to_numpy() == pytest.approx(expected["median"].to_numpy())
+    assert list(written["generation"]) == [2, 1]  # each agent at the last generation its seeds reached
+    for agent, row in expected.iterrows():
+        assert (
+            f"{agent} std_ratio {row.generation} {row['mean']:.4g} {row.ci95:.2g} {row['median']:.4g} 3"
+            in (result.output)
+        )
+    assert "fd" not in result.output.split("seeds", 1)[1]  # only the metric asked for
+
+    result = invoke("summary", "--store", str(store), "--generation", "2")
+    assert result.exit_code == 0, result.output
+    assert f"Gaussian-mix-v0 · {agents[1]}: no run reached generation 2" in result.output
+    assert "precision" in result.output  # by default every metric the runs recorded
+    for arguments, named in [
+        (["--generation", "3"], "no run reached generation 3: the last is 2"),
+        (["--metric", "tails"], "no results for metric(s) tails; the runs recorded: coverage, density"),
+        (["--env", "GMM2D-mix-v0"], "no results for ['GMM2D-mix-v0'] in the store"),
+        (["--out", str(tmp_path / "s.txt")], "export to .csv or .parquet"),
+    ]:
+        result = invoke("summary", "--store", str(store), *arguments)
+        assert result.exit_code != 0 and named in result.output
+    assert not (tmp_path / "s.txt").exists()
+
+
 def test_plot_without_results_says_so(tmp_path):
     result = invoke("plot", "--store", str(tmp_path / "missing.sqlite"))
     assert result.exit_code != 0 and "no results store" in result.output
@@ -157,6 +198,13 @@ def test_demo_quick_writes_results_summary_and_figures(tmp_path):
     assert (exact["seeds"] == EXACT_LINEAGES).all() and (exact["generation"] == 3).all()
     replace = exact.loc[("Gaussian-replace-v0", "full-synthetic")]
     assert replace["mean"] == pytest.approx(c4(100) ** 4, abs=2 * replace["ci95"])
+    # `collapsebench summary` on the demo's store prints the numbers of its summary.csv, median included.
+    printed = invoke("summary", "--store", str(tmp_path / "results.sqlite"), "--metric", "recall")
+    recall = summary[(summary["metric"] == "recall") & (summary["env_id"] == "GMM2D-mix-v0")]
+    row = recall.set_index("agent").loc["real-only"]
+    assert f"real-only recall {row.generation} {row['mean']:.4g} {row.ci95:.2g} {row['median']:.4g} 2" in (
+        printed.output
+    )
     expected = pd.read_csv(tmp_path / "expected.csv")
     assert len(expected) == 6 * 4 and (expected["lineages"] == EXACT_LINEAGES).all()
     # 11 cells × 2 seeds, each lineage one run; the demo is a sweep, so a rerun finds them all done

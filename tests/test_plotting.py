@@ -41,7 +41,7 @@ def test_the_curve_band_is_the_summary_interval(tmp_path, monkeypatch):
     vertices = band.get_paths()[0].vertices
     at_last = np.unique(vertices[np.isclose(vertices[:, 0], 1.0), 1])  # the path repeats a corner
     last = summarize(frame, ["fd"]).iloc[0]
-    assert last["mean"] == 3.0
+    assert (last["mean"], last["median"], last["seeds"]) == (3.0, 2.5, 4)
     assert last["ci95"] == pytest.approx(1.96 * np.std([1.0, 2.0, 3.0, 6.0], ddof=1) / 2)
     assert list(at_last) == pytest.approx([last["mean"] - last["ci95"], last["mean"] + last["ci95"]])
 
@@ -92,4 +92,12 @@ def test_the_summary_compares_seeds_at_a_generation_they_all_reached():
     """One run still going (generation 1 of 2): the summary is at generation 1 for both seeds, not the
     first seed's generation 2 averaged with the second's generation 1."""
     row = summarize(results({0: [1.0, 2.0, 3.0], 1: [1.0, 5.0]}), ["fd"]).iloc[0]
-    assert (row["generation"], row["mean"], row["seeds"]) == (1, 3.5, 2)
+    assert (row["generation"], row["mean"], row["median"], row["seeds"]) == (1, 3.5, 3.5, 2)
+
+
+def test_the_summary_median_is_the_middle_seed_not_the_mean():
+    """Three seeds, one far out: the mean follows it, the median is the middle seed's value."""
+    row = summarize(results({0: [0.2], 1: [0.3], 2: [4.0]}), ["fd"]).iloc[0]
+    assert row["median"] == 0.3 and row["mean"] == pytest.approx(1.5)
+    at = summarize(results({0: [0.2, 9.0], 1: [0.3, 8.0], 2: [4.0, 7.0]}), ["fd"], generation=0).iloc[0]
+    assert (at["generation"], at["median"]) == (0, 0.3)
