@@ -19,7 +19,8 @@ Each loop is the sample path of one (env, policy) pair:
 
 ``gaussian_lineages(env_id, policy, n_lineages)`` picks the loop from an env id and a baseline policy
 and takes the world (μ, σ, n_real, n_synthetic, T, the estimator) from the env's spec, as ``cb.make``
-and ``cb.evaluate`` would; ``simulate_gaussian_lineages`` takes the numbers directly.
+and ``cb.evaluate`` would; ``simulate_gaussian_lineages`` takes the numbers directly. The λ-mix loop's
+second moments also have closed forms (``collapsebench.envs.gaussian_theory``).
 
 Speed: the normal and χ² draws are nearly all the cost, so lineages are cut into blocks of
 ``LINEAGES_PER_STREAM``, each with its own random stream, and threads share the blocks (numpy's
@@ -41,6 +42,7 @@ import pandas as pd
 from scipy import special
 
 from collapsebench.envs.gaussian import GaussianEnv
+from collapsebench.envs.gaussian_theory import check_world, mix_masses
 from collapsebench.executors import available_cores
 from collapsebench.metrics.tails import TAIL_FRACTION, check_tail_fraction
 from collapsebench.models import make_model
@@ -239,11 +241,7 @@ def simulate_gaussian_lineages(
     on ``workers`` threads (default: one per available core)."""
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {tuple(LOOPS)}, got {loop!r}")
-    if not lam >= 0:
-        raise ValueError(f"lam must be ≥ 0 (or inf), got {lam!r}")
-    n, m = int(n_real), int(n_real if n_synthetic is None else n_synthetic)
-    if n < 2 or m < 2:
-        raise ValueError("n_real and n_synthetic must be at least 2")
+    n, m = check_world(lam, n_real, n_synthetic)
     if n_lineages < 1 or generations < 0:
         raise ValueError(f"need n_lineages ≥ 1 and generations ≥ 0, got {n_lineages} and {generations}")
     if workers is not None and workers < 1:
@@ -418,9 +416,9 @@ class _Mix(_Loop):
 
     def __init__(self, simulation: _Simulation, real: _Group) -> None:
         super().__init__(simulation, real)
-        self.real_mass = 0.0 if np.isinf(simulation.lam) else 1.0 / (1.0 + simulation.lam)
-        self.synthetic_mass = 1.0 - self.real_mass
-        self.sum_squared_weights = self.real_mass**2 / simulation.n + self.synthetic_mass**2 / simulation.m
+        self.real_mass, self.synthetic_mass, self.sum_squared_weights = mix_masses(
+            simulation.lam, simulation.n, simulation.m
+        )
 
     def advance(self, parent: _Fit, synthetic: _Group, fresh: _Group | None, out: _Fit) -> None:
         real = self.real if fresh is None else fresh

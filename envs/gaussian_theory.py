@@ -1,0 +1,123 @@
+"""Closed forms for the λ-mix Gaussian loop (``Gaussian-mix-v0`` with lambda-mix): where it is stable.
+
+Each generation refits N(μ̂, σ̂²) to the n real items (the same every generation: mean μ̄, biased
+variance v) and m items drawn from the last fit, the real group carrying mass R = 1/(1 + λ) and the
+synthetic one S = λ/(1 + λ), uniform within each group. With d = μ̂_t − μ̄ + σ̂_t·Z/√m the offset of
+the synthetic group's mean (Z standard normal), the weighted fit is
+
+    μ̂_{t+1} − μ̄ = S·d,        σ̂²_{t+1} = c·(R·v + S·σ̂_t²·χ²_{m−1}/m + R·S·d²),
+
+with c = 1/(1 − R²/n − S²/m) for the unbiased estimator (the weighted Bessel correction; 1 for the
+biased). Taking expectations, the second moments x_t = (E[(μ̂_t − μ̄)²], E[σ̂_t²]), in units of σ²,
+follow a linear recursion exactly:
+
+    x_{t+1} = M·x_t + b,   M = [[S², S²/m], [c·R·S, c·S·((m − 1)/m + R/m)]],   b = (0, c·R·(n − 1)/n),
+
+from x_0 = (0, E[σ̂_0²]), the real-only fit. Conditioned on a lineage's real items, E[σ̂_t²] is the
+same curve scaled by v/E[v], since x_0 and b are both proportional to v.
+
+So E[σ̂_t²] has a limit if and only if M's spectral radius is below 1, which fixes a critical λ* for
+the unbiased estimator (≈ 2m + 1.5: 201.5 for n = m = 100). Beyond it the expected variance grows
+geometrically (a few lineages whose mean wandered off inflate it), while the typical lineage still
+settles; the fully synthetic loop (λ = ∞) keeps E[σ̂_t²] = σ² while the typical lineage collapses.
+Bertrand et al. (2024) prove stability under the sufficient condition λ(1 + Lε/α) < 1, i.e. λ < 1 for
+a perfect first model; for this model the second moment stays bounded up to λ*.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.optimize import brentq
+
+_LARGEST_LAMBDA = 1e12  # the search range of ``critical_lambda``: beyond it the real mass is ≤ 1e-12
+
+
+class MixMasses(NamedTuple):
+    """Training mass of the real group and of the synthetic group, and the sum of squared item weights
+    (what the weighted Bessel correction divides by 1 minus)."""
+
+    real: float
+    synthetic: float
+    sum_squared_weights: float
+
+
+def mix_masses(lam: float, n_real: int, n_synthetic: int) -> MixMasses:
+    """Real mass R = 1/(1 + λ) (0 when λ = ∞), synthetic mass 1 − R, uniform within each group."""
+    real = 0.0 if np.isinf(lam) else 1.0 / (1.0 + lam)
+    synthetic = 1.0 - real
+    return MixMasses(real, synthetic, real**2 / n_real + synthetic**2 / n_synthetic)
+
+
+def check_world(lam: float, n_real: int, n_synthetic: int | None) -> tuple[int, int]:
+    """(n, m) of a λ-mix world, or a ValueError naming what is wrong."""
+    if not lam >= 0:
+        raise ValueError(f"lam must be ≥ 0 (or inf), got {lam!r}")
+    n, m = int(n_real), int(n_real if n_synthetic is None else n_synthetic)
+    if n < 2 or m < 2:
+        raise ValueError("n_real and n_synthetic must be at least 2")
+    return n, m
+
+
+def second_moment_recursion(
+    lam: float, n_real: int = 100, n_synthetic: int | None = None, unbiased: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """(M, b) of the module doc: x_{t+1} = M·x_t + b for x_t = (E[(μ̂_t − μ̄)²], E[σ̂_t²]) / σ²."""
+    n, m = check_world(lam, n_real, n_synthetic)
+    masses = mix_masses(lam, n, m)
+    real, synthetic = masses.real, masses.synthetic
+    bessel = 1.0 / (1.0 - masses.sum_squared_weights) if unbiased else 1.0
+    step = np.array(
+        [
+            [synthetic**2, synthetic**2 / m],
+            [bessel * real * synthetic, bessel * synthetic * ((m - 1) / m + real / m)],
+        ]
+    )
+    return step, np.array([0.0, bessel * real * (n - 1) / n])
+
+
+def expected_variance_ratio(
+    lam: float, generations: int, n_real: int = 100, n_synthetic: int | None = None, unbiased: bool = True
+) -> np.ndarray:
+    """E[σ̂_t²]/σ² at t = 0..``generations`` on the λ-mix loop, exactly (over lineages and real sets)."""
+    if generations < 0:
+        raise ValueError(f"generations must be ≥ 0, got {generations}")
+    step, shift = second_moment_recursion(lam, n_real, n_synthetic, unbiased)
+    moments = np.array([0.0, 1.0 if unbiased else (n_real - 1) / n_real])  # the real-only fit
+    ratios = np.empty(generations + 1)
+    ratios[0] = moments[1]
+    for t in range(1, generations + 1):
+        moments = step @ moments + shift
+        ratios[t] = moments[1]
+    return ratios
+
+
+def stationary_variance_ratio(
+    lam: float, n_real: int = 100, n_synthetic: int | None = None, unbiased: bool = True
+) -> float:
+    """lim E[σ̂_t²]/σ² as t → ∞ on the λ-mix loop: inf beyond ``critical_lambda``; at λ = ∞ (the fully
+    synthetic loop) 1 for the unbiased estimator and 0 for the biased."""
+    step, shift = second_moment_recursion(lam, n_real, n_synthetic, unbiased)
+    if np.isinf(lam):  # M is triangular with E[σ̂²] its own eigenvector: c·(m − 1)/m per generation
+        return 1.0 if unbiased else 0.0
+    if _spectral_radius(step) >= 1.0:
+        return float("inf")
+    return float(np.linalg.solve(np.eye(2) - step, shift)[1])
+
+
+def critical_lambda(n_real: int = 100, n_synthetic: int | None = None, unbiased: bool = True) -> float:
+    """The λ beyond which E[σ̂_t²] on the λ-mix loop has no limit (inf if there is none: the biased
+    estimator's is bounded for every finite λ)."""
+    n, m = check_world(0.0, n_real, n_synthetic)
+
+    def excess(lam: float) -> float:
+        return _spectral_radius(second_moment_recursion(lam, n, m, unbiased)[0]) - 1.0
+
+    if excess(_LARGEST_LAMBDA) < 0.0:
+        return float("inf")
+    return float(brentq(excess, 0.0, _LARGEST_LAMBDA, xtol=1e-9, rtol=1e-12))
+
+
+def _spectral_radius(matrix: np.ndarray) -> float:
+    return float(np.max(np.abs(np.linalg.eigvals(matrix))))

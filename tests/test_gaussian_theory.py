@@ -1,0 +1,102 @@
+"""The λ-mix loop's closed forms (collapsebench.envs.gaussian_theory) against the exact fast path, and
+against the closed forms they must reduce to."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from collapsebench.envs.gaussian_fast import simulate_gaussian_lineages
+from collapsebench.envs.gaussian_theory import (
+    critical_lambda,
+    expected_variance_ratio,
+    second_moment_recursion,
+    stationary_variance_ratio,
+)
+
+
+def conditional_variance_ratios(lam: float, generations: int, n: int, m: int, unbiased: bool) -> np.ndarray:
+    """Each simulated lineage's σ̂_t²/σ² divided by its real items' share of the expectation (v/E[v]):
+    the closed form holds for every real set, so this removes the real sets' noise, which the
+    lineages of one seed share across λ."""
+    lineages = simulate_gaussian_lineages(
+        20_000, generations, "mix", lam=lam, n_real=n, n_synthetic=m, unbiased=unbiased, seed=11
+    )
+    first = 1.0 if unbiased else (n - 1) / n  # E[σ̂_0²]/σ²
+    return lineages.std_ratio**2 / (lineages.std_ratio[0] ** 2 / first)
+
+
+@pytest.mark.parametrize(
+    ("lam", "n", "m", "unbiased", "generations"),
+    [
+        (0.5, 100, 100, True, 300),
+        (16.0, 100, 100, True, 300),
+        (64.0, 100, 100, True, 300),
+        (4.0, 20, 50, False, 300),
+        (float("inf"), 30, 30, True, 20),
+    ],
+)
+def test_the_expected_variance_is_the_simulated_lineages_mean_at_every_generation(
+    lam, n, m, unbiased, generations
+):
+    ratios = conditional_variance_ratios(lam, generations, n, m, unbiased)
+    expected = expected_variance_ratio(lam, generations, n, m, unbiased)
+    for t in sorted({1, 5, generations // 3, generations}):
+        standard_error = ratios[t].std() / np.sqrt(ratios.shape[1])
+        assert abs(ratios[t].mean() - expected[t]) < 4 * standard_error, (t, ratios[t].mean(), expected[t])
+
+
+def test_the_closed_forms_reduce_to_the_pure_loops():
+    # Real only: the real fit every generation.
+    assert np.all(expected_variance_ratio(0.0, 50) == 1.0)
+    assert np.allclose(expected_variance_ratio(0.0, 50, unbiased=False), 0.99)
+    # Fully synthetic: E[σ̂²] is kept by the unbiased refit and shrinks by (m − 1)/m per generation
+    # with the biased one.
+    assert np.allclose(expected_variance_ratio(float("inf"), 50), 1.0)
+    shrinking = expected_variance_ratio(float("inf"), 50, n_real=30, unbiased=False)
+    assert np.allclose(shrinking, (29 / 30) ** (np.arange(51) + 1))
+    assert stationary_variance_ratio(float("inf")) == 1.0
+    assert stationary_variance_ratio(float("inf"), unbiased=False) == 0.0
+    # The limit is where the recursion goes (its relaxation time at λ = 64 is ≈ 115 generations).
+    for lam in (0.5, 4.0, 64.0):
+        assert expected_variance_ratio(lam, 20_000)[-1] == pytest.approx(
+            stationary_variance_ratio(lam), rel=1e-9
+        )
+
+
+def test_the_critical_lambda_is_where_the_expected_variance_stops_having_a_limit():
+    critical = critical_lambda()
+    assert critical == pytest.approx(201.48, abs=0.01)  # n = m = 100, the Gaussian-mix-v0 world
+    assert np.isfinite(stationary_variance_ratio(critical * (1 - 1e-6)))
+    assert stationary_variance_ratio(critical * (1 + 1e-6)) == float("inf")
+    # Just below the threshold the limit exists but is large; far below it is near 1.
+    assert stationary_variance_ratio(critical * 0.99) > 10 > 1.1 > stationary_variance_ratio(16.0) > 1.0
+    step, _ = second_moment_recursion(critical)
+    assert np.max(np.abs(np.linalg.eigvals(step))) == pytest.approx(1.0, abs=1e-9)
+    # It scales with the synthetic sample size (≈ 2m + 1.5), hardly with the real one.
+    for m in (20, 100, 1000):
+        assert critical_lambda(100, m) == pytest.approx(2 * m + 1.5, abs=0.5)
+    assert critical_lambda(10, 100) == pytest.approx(critical, abs=0.2)
+    assert critical_lambda(unbiased=False) == float("inf")
+
+
+def test_beyond_the_critical_lambda_the_mean_variance_grows_while_the_median_lineage_settles():
+    above = conditional_variance_ratios(2 * critical_lambda(), 2000, 100, 100, True)
+    assert above[2000].mean() > 4 * above[500].mean()  # the closed form: 27.5 against 2.5
+    assert 0.5 < np.median(np.sqrt(above[2000])) < 1.0
+    below = conditional_variance_ratios(critical_lambda() / 4, 2000, 100, 100, True)
+    assert below[2000].mean() == pytest.approx(stationary_variance_ratio(critical_lambda() / 4), rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: expected_variance_ratio(-1.0, 5), "lam must be ≥ 0"),
+        (lambda: expected_variance_ratio(1.0, -1), "generations must be ≥ 0"),
+        (lambda: stationary_variance_ratio(1.0, n_real=1), "at least 2"),
+        (lambda: critical_lambda(100, 1), "at least 2"),
+    ],
+)
+def test_bad_worlds_are_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
