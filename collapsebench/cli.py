@@ -376,8 +376,9 @@ def summary(
             f"no results for metric(s) {', '.join(unknown)}; the runs recorded: {', '.join(recorded)}",
             param_hint="--metric",
         )
-    frame = frame[frame["metric"].isin(metric or recorded)]
-    table = summarize(frame, sorted(set(frame["metric"])), generation)
+    metrics = sorted(set(metric or recorded))
+    frame = frame[frame["metric"].isin(metrics)]
+    table = summarize(frame, metrics, generation)
     if table.empty:  # only an explicit generation can leave nothing
         raise typer.BadParameter(
             f"no run reached generation {generation}: the last is {frame['generation'].max()}",
@@ -389,6 +390,8 @@ def summary(
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="--out") from None
     _print_summary(table, "mean ± 95% CI and median over seeds")
+    if generation is None:  # by default every agent is summarized at a generation all its runs reached
+        return
     agents = frame.assign(agent=agent_labels(frame))[["env_id", "agent"]].drop_duplicates()
     shown = agents.merge(table[["env_id", "agent"]].drop_duplicates(), how="left", indicator=True)
     for missed in shown[shown["_merge"] == "left_only"].itertuples():

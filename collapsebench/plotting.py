@@ -72,11 +72,17 @@ def summarize(frame: pd.DataFrame, metrics: list[str], generation: int | None = 
         data = data[data["generation"] == last]
     else:
         data = data[data["generation"] == generation]
-    grouped = data.groupby(["env_id", "agent", "metric"])["value"]
-    table = grouped.agg(
-        mean="mean", std="std", median="median", seeds="count", generation="size"
-    ).reset_index()
-    table["generation"] = data.groupby(["env_id", "agent", "metric"])["generation"].max().to_numpy()
+    table = (
+        data.groupby(["env_id", "agent", "metric"])
+        .agg(
+            generation=("generation", "max"),
+            seeds=("value", "count"),
+            mean=("value", "mean"),
+            std=("value", "std"),
+            median=("value", "median"),
+        )
+        .reset_index()
+    )
     table["ci95"] = 1.96 * table["std"].fillna(0.0) / table["seeds"].pow(0.5)
     return table[["env_id", "agent", "metric", "generation", "seeds", "mean", "ci95", "median"]]
 
