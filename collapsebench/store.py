@@ -224,7 +224,10 @@ class ResultsStore:
                     connection.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", rows)
                 connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                # A Ctrl-C can land just after COMMIT has ended the transaction: then there is
+                # nothing to undo, and a ROLLBACK would replace the interrupt with its own error.
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
                 raise
         return updated == 1
 

@@ -142,6 +142,47 @@ def test_a_generation_is_committed_once_even_by_two_writers(tmp_path):
     assert len(store.to_dataframe()) == len(frame)
 
 
+class _InterruptedConnection:
+    """A store connection on which a Ctrl-C lands right after (or right before) COMMIT."""
+
+    def __init__(self, connection: sqlite3.Connection, after_commit: bool) -> None:
+        self.connection, self.after_commit = connection, after_commit
+
+    def __getattr__(self, name: str):
+        return getattr(self.connection, name)
+
+    def execute(self, sql: str, *arguments):
+        if sql == "COMMIT" and not self.after_commit:
+            raise KeyboardInterrupt
+        result = self.connection.execute(sql, *arguments)
+        if sql == "COMMIT":
+            raise KeyboardInterrupt
+        return result
+
+
+@pytest.mark.parametrize("after_commit", [True, False], ids=["after-commit", "before-commit"])
+def test_an_interrupt_at_commit_stays_an_interrupt_and_the_generation_is_whole_or_absent(
+    tmp_path, monkeypatch, after_commit
+):
+    """Ctrl-C during a commit: the caller sees the KeyboardInterrupt (a sweep then exits 130), not a
+    failed ROLLBACK of a transaction COMMIT already ended; the generation is stored whole or not at all."""
+    from collapsebench.store import RunKey
+
+    store = ResultsStore(tmp_path / "r.sqlite")
+    key = RunKey("Gaussian-mix-v0", 0, "{}", "gaussian", "{}", "lambda-mix", "{}", 0, 3)
+    assert store.begin_run(key, "test") == 0
+    with store._connect() as connection:
+        interrupted = _InterruptedConnection(connection, after_commit)
+    monkeypatch.setattr(store, "_connection", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.commit_generation(key, 0, {"fd": 1.0, "w2": 2.0}, 0.5)
+    monkeypatch.setattr(store, "_connection", interrupted.connection)
+    assert not interrupted.connection.in_transaction
+    assert store.completed_generations(key.run_id) == (1 if after_commit else 0)
+    assert len(store.to_dataframe()) == (2 if after_commit else 0)
+    assert store.commit_generation(key, 1 if after_commit else 0, {"fd": 1.0}, 0.1) is True
+
+
 def _worker(path: str, seed: int) -> None:
     small_eval(path, seeds=[seed], generations=4)
 
