@@ -103,7 +103,7 @@ class ImageModel(GenerativeModel):
             network = self._network
             network.train()
             trained = torch.compile(network) if self.compile else network
-            optimizer = torch.optim.AdamW(network.parameters(), lr=self.lr, weight_decay=0.0)
+            optimizer = self._optimizer(network, device)
             started = time.perf_counter()
             for _ in range(steps):
                 index = torch.multinomial(weights, self.batch_size, replacement=True, generator=generator)
@@ -195,6 +195,15 @@ class ImageModel(GenerativeModel):
     def _cpu_threads(self, device: Any) -> int | None:
         """``threads`` applies to CPU work only."""
         return self.threads if device.type == "cpu" else None
+
+    def _optimizer(self, network: Any, device: Any) -> Any:
+        """AdamW, with fused kernels on CUDA: the CIFAR fit loop ran 1.80k vs 1.57k images/s with the
+        default foreach kernels on an H100 (benchmarks/gpu_fit_adamw.py). Elsewhere torch's default, so
+        CPU results stay as they were."""
+        import torch
+
+        fused = True if device.type == "cuda" else None
+        return torch.optim.AdamW(network.parameters(), lr=self.lr, weight_decay=0.0, fused=fused)
 
     def _use_bf16(self, device: Any) -> bool:
         return device.type == "cuda" if self.bf16 is None else bool(self.bf16)
