@@ -19,8 +19,8 @@ Each loop is the sample path of one (env, policy) pair:
 
 ``gaussian_lineages(env_id, policy, n_lineages)`` picks the loop from an env id and a baseline policy
 and takes the world (μ, σ, n_real, n_synthetic, T, the estimator) from the env's spec, as ``cb.make``
-and ``cb.evaluate`` would; ``simulate_gaussian_lineages`` takes the numbers directly. The λ-mix loop's
-second moments also have closed forms (``collapsebench.envs.gaussian_theory``).
+and ``cb.evaluate`` would; ``simulate_gaussian_lineages`` takes the numbers directly. The mix and fresh
+loops' second moments also have closed forms (``collapsebench.envs.gaussian_theory``).
 
 Speed: the normal and χ² draws are nearly all the cost, so lineages are cut into blocks of
 ``LINEAGES_PER_STREAM``, each with its own random stream, and threads share the blocks (numpy's

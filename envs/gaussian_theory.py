@@ -1,4 +1,5 @@
-"""Closed forms for the λ-mix Gaussian loop (``Gaussian-mix-v0`` with lambda-mix): where it is stable.
+"""Closed forms for the λ-mix Gaussian loops (``Gaussian-mix-v0`` and ``Gaussian-fresh-v0`` with
+lambda-mix): where they are stable.
 
 Each generation refits N(μ̂, σ̂²) to the n real items (the same every generation: mean μ̄, biased
 variance v) and m items drawn from the last fit, the real group carrying mass R = 1/(1 + λ) and the
@@ -22,6 +23,17 @@ geometrically (a few lineages whose mean wandered off inflate it), while the typ
 settles; the fully synthetic loop (λ = ∞) keeps E[σ̂_t²] = σ² while the typical lineage collapses.
 Bertrand et al. (2024) prove stability under the sufficient condition λ(1 + Lε/α) < 1, i.e. λ < 1 for
 a perfect first model; for this model the second moment stays bounded up to λ*.
+
+The fresh loop (``loop="fresh"``: a new real draw every generation, Alemohammad et al.'s fresh-data
+loop) has the same M. With a = μ̄_t − μ the new draw's offset (independent of the past, E[a²] = σ²/n)
+and its biased variance v_t, the fit is μ̂_{t+1} − μ = R·a + S·d and σ̂²_{t+1} = c·(R·v_t +
+S·σ̂_t²·χ²_{m−1}/m + R·S·(a − d)²), with d now the synthetic mean's offset from μ; so, for
+x_t = (E[(μ̂_t − μ)²], E[σ̂_t²]) (over real draws too, unconditionally),
+
+    x_{t+1} = M·x_t + b_fresh,   b_fresh = (R²/n, c·R·((n − 1)/n + S/n)),   x_0 = (1/n, E[σ̂_0²]).
+
+Fresh data therefore moves the limit a little (the real mean moves too) but not the threshold: λ* is
+the same, since it is M's.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import brentq
 
+LOOPS = ("mix", "fresh")  # the fast path's names (``simulate_gaussian_lineages``) of the loops covered
 _LARGEST_LAMBDA = 1e12  # the search range of ``critical_lambda``: beyond it the real mass is ≤ 1e-12
 
 
@@ -61,9 +74,15 @@ def check_world(lam: float, n_real: int, n_synthetic: int | None) -> tuple[int, 
 
 
 def second_moment_recursion(
-    lam: float, n_real: int = 100, n_synthetic: int | None = None, unbiased: bool = True
+    lam: float,
+    n_real: int = 100,
+    n_synthetic: int | None = None,
+    unbiased: bool = True,
+    loop: str = "mix",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(M, b) of the module doc: x_{t+1} = M·x_t + b for x_t = (E[(μ̂_t − μ̄)²], E[σ̂_t²]) / σ²."""
+    """(M, b) of the module doc: x_{t+1} = M·x_t + b for x_t = (E[(μ̂_t − c)²], E[σ̂_t²]) / σ², with c
+    the fixed real mean μ̄ on the ``"mix"`` loop and the true mean μ on the ``"fresh"`` loop."""
+    fresh_real = _is_fresh(loop)
     n, m = check_world(lam, n_real, n_synthetic)
     masses = mix_masses(lam, n, m)
     real, synthetic = masses.real, masses.synthetic
@@ -74,17 +93,27 @@ def second_moment_recursion(
             [bessel * real * synthetic, bessel * synthetic * ((m - 1) / m + real / m)],
         ]
     )
+    if fresh_real:  # the new real mean's offset adds to the fit's mean and, through R·S·(a − d)², its spread
+        return step, np.array([real**2 / n, bessel * real * ((n - 1) / n + synthetic / n)])
     return step, np.array([0.0, bessel * real * (n - 1) / n])
 
 
 def expected_variance_ratio(
-    lam: float, generations: int, n_real: int = 100, n_synthetic: int | None = None, unbiased: bool = True
+    lam: float,
+    generations: int,
+    n_real: int = 100,
+    n_synthetic: int | None = None,
+    unbiased: bool = True,
+    loop: str = "mix",
 ) -> np.ndarray:
-    """E[σ̂_t²]/σ² at t = 0..``generations`` on the λ-mix loop, exactly (over lineages and real sets)."""
+    """E[σ̂_t²]/σ² at t = 0..``generations`` on the λ-mix ``loop`` (``"mix"``: the same real items every
+    generation; ``"fresh"``: a new real draw), exactly (over lineages and real sets)."""
     if generations < 0:
         raise ValueError(f"generations must be ≥ 0, got {generations}")
-    step, shift = second_moment_recursion(lam, n_real, n_synthetic, unbiased)
-    moments = np.array([0.0, 1.0 if unbiased else (n_real - 1) / n_real])  # the real-only fit
+    step, shift = second_moment_recursion(lam, n_real, n_synthetic, unbiased, loop)
+    # The real-only fit of generation 0: its mean is μ̄ itself, which is μ + N(0, σ²/n).
+    first_mean_error = 1.0 / n_real if _is_fresh(loop) else 0.0
+    moments = np.array([first_mean_error, 1.0 if unbiased else (n_real - 1) / n_real])
     ratios = np.empty(generations + 1)
     ratios[0] = moments[1]
     for t in range(1, generations + 1):
@@ -94,11 +123,16 @@ def expected_variance_ratio(
 
 
 def stationary_variance_ratio(
-    lam: float, n_real: int = 100, n_synthetic: int | None = None, unbiased: bool = True
+    lam: float,
+    n_real: int = 100,
+    n_synthetic: int | None = None,
+    unbiased: bool = True,
+    loop: str = "mix",
 ) -> float:
-    """lim E[σ̂_t²]/σ² as t → ∞ on the λ-mix loop: inf beyond ``critical_lambda``; at λ = ∞ (the fully
-    synthetic loop) 1 for the unbiased estimator and 0 for the biased."""
-    step, shift = second_moment_recursion(lam, n_real, n_synthetic, unbiased)
+    """lim E[σ̂_t²]/σ² as t → ∞ on the λ-mix ``loop`` (``"mix"`` or ``"fresh"``): inf beyond
+    ``critical_lambda``; at λ = ∞ (the fully synthetic loop) 1 for the unbiased estimator and 0 for the
+    biased."""
+    step, shift = second_moment_recursion(lam, n_real, n_synthetic, unbiased, loop)
     if np.isinf(lam):  # M is triangular with E[σ̂²] its own eigenvector: c·(m − 1)/m per generation
         return 1.0 if unbiased else 0.0
     if _spectral_radius(step) >= 1.0:
@@ -107,8 +141,8 @@ def stationary_variance_ratio(
 
 
 def critical_lambda(n_real: int = 100, n_synthetic: int | None = None, unbiased: bool = True) -> float:
-    """The λ beyond which E[σ̂_t²] on the λ-mix loop has no limit (inf if there is none: the biased
-    estimator's is bounded for every finite λ)."""
+    """The λ beyond which E[σ̂_t²] on the λ-mix loops (fixed or fresh real items: the same M) has no
+    limit (inf if there is none: the biased estimator's is bounded for every finite λ)."""
     n, m = check_world(0.0, n_real, n_synthetic)
 
     def excess(lam: float) -> float:
@@ -121,3 +155,10 @@ def critical_lambda(n_real: int = 100, n_synthetic: int | None = None, unbiased:
 
 def _spectral_radius(matrix: np.ndarray) -> float:
     return float(np.max(np.abs(np.linalg.eigvals(matrix))))
+
+
+def _is_fresh(loop: str) -> bool:
+    """Whether ``loop`` draws fresh real items each generation, or a ValueError naming the loops."""
+    if loop not in LOOPS:
+        raise ValueError(f"closed forms cover the loops {LOOPS}, got {loop!r}")
+    return loop == "fresh"

@@ -1,4 +1,4 @@
-"""The λ-mix loop's closed forms (collapsebench.envs.gaussian_theory) against the exact fast path, and
+"""The λ-mix loops' closed forms (collapsebench.envs.gaussian_theory) against the exact fast path, and
 against the closed forms they must reduce to."""
 
 from __future__ import annotations
@@ -100,3 +100,70 @@ def test_beyond_the_critical_lambda_the_mean_variance_grows_while_the_median_lin
 def test_bad_worlds_are_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize(
+    ("lam", "n", "m", "unbiased"),
+    [(0.5, 100, 100, True), (64.0, 100, 100, True), (4.0, 20, 50, False)],
+)
+def test_the_fresh_loops_expected_moments_are_the_simulated_lineages_means(lam, n, m, unbiased):
+    # Unconditional this time: every generation's real draw is part of the expectation.
+    generations = 300
+    lineages = simulate_gaussian_lineages(
+        20_000, generations, "fresh", lam=lam, n_real=n, n_synthetic=m, unbiased=unbiased, seed=11
+    )
+    variance_ratios = lineages.std_ratio**2
+    mean_errors = (lineages.mean - lineages.true_mean) ** 2 / lineages.true_std**2
+    expected = expected_variance_ratio(lam, generations, n, m, unbiased, loop="fresh")
+    step, shift = second_moment_recursion(lam, n, m, unbiased, loop="fresh")
+    moments = np.array([1 / n, expected[0]])  # generation 0: μ̄ − μ ~ N(0, σ²/n)
+    expected_mean_errors = [moments[0]]  # E[(μ̂_t − μ)²]/σ², the recursion's other coordinate
+    for _ in range(generations):
+        moments = step @ moments + shift
+        expected_mean_errors.append(moments[0])
+    assert moments[1] == pytest.approx(expected[-1], rel=1e-12)
+    for t in (1, 5, 100, generations):
+        for simulated, closed_form in (
+            (variance_ratios[t], expected[t]),
+            (mean_errors[t], expected_mean_errors[t]),
+        ):
+            standard_error = simulated.std() / np.sqrt(simulated.size)
+            assert abs(simulated.mean() - closed_form) < 4 * standard_error, (
+                t,
+                simulated.mean(),
+                closed_form,
+            )
+
+
+def test_fresh_real_data_keeps_the_threshold_and_raises_the_limit_a_little():
+    # Same M, so the same λ*; the moving real mean adds to b, so every finite λ > 0 settles higher.
+    for lam in (0.5, 16.0, 150.0):
+        fixed, _ = second_moment_recursion(lam)
+        fresh, _ = second_moment_recursion(lam, loop="fresh")
+        assert np.array_equal(fixed, fresh)
+        ratio = stationary_variance_ratio(lam, loop="fresh") / stationary_variance_ratio(lam)
+        assert 1.0 < ratio < 1.02, (lam, ratio)
+    critical = critical_lambda()
+    assert np.isfinite(stationary_variance_ratio(critical * (1 - 1e-6), loop="fresh"))
+    assert stationary_variance_ratio(critical * (1 + 1e-6), loop="fresh") == float("inf")
+    # Pure loops: real only refits a new draw every generation; fully synthetic never sees real data.
+    assert np.allclose(expected_variance_ratio(0.0, 50, loop="fresh"), 1.0)
+    assert np.allclose(expected_variance_ratio(0.0, 50, unbiased=False, loop="fresh"), 0.99)
+    assert np.array_equal(
+        expected_variance_ratio(float("inf"), 50, loop="fresh"), expected_variance_ratio(float("inf"), 50)
+    )
+    assert expected_variance_ratio(16.0, 20_000, loop="fresh")[-1] == pytest.approx(
+        stationary_variance_ratio(16.0, loop="fresh"), rel=1e-9
+    )
+
+
+def test_a_loop_without_closed_forms_is_refused_by_name():
+    for function, args in (
+        (second_moment_recursion, (1.0,)),
+        (expected_variance_ratio, (1.0, 10)),
+        (stationary_variance_ratio, (1.0,)),
+    ):
+        with pytest.raises(
+            ValueError, match=r"closed forms cover the loops \('mix', 'fresh'\), got 'accumulate'"
+        ):
+            function(*args, loop="accumulate")
