@@ -1,5 +1,6 @@
-"""Closed forms for the λ-mix Gaussian loops (``Gaussian-mix-v0`` and ``Gaussian-fresh-v0`` with
-lambda-mix): where they are stable.
+"""Closed forms for the Gaussian loops that keep real data (``Gaussian-mix-v0`` and
+``Gaussian-fresh-v0`` with lambda-mix, ``Gaussian-accumulate-v0`` with accumulate): where they are
+stable.
 
 Each generation refits N(μ̂, σ̂²) to the n real items (the same every generation: mean μ̄, biased
 variance v) and m items drawn from the last fit, the real group carrying mass R = 1/(1 + λ) and the
@@ -34,6 +35,9 @@ x_t = (E[(μ̂_t − μ)²], E[σ̂_t²]) (over real draws too, unconditionally)
 
 Fresh data therefore moves the limit a little (the real mean moves too) but not the threshold: λ* is
 the same, since it is M's.
+
+The accumulate loop's weights change every generation, so it has no fixed M; its moments still follow
+an exact recursion of O(1) per generation (``accumulated_moments``), and stay bounded for every T.
 """
 
 from __future__ import annotations
@@ -98,6 +102,28 @@ def second_moment_recursion(
     return step, np.array([0.0, bessel * real * (n - 1) / n])
 
 
+def expected_moments(
+    lam: float,
+    generations: int,
+    n_real: int = 100,
+    n_synthetic: int | None = None,
+    unbiased: bool = True,
+    loop: str = "mix",
+) -> np.ndarray:
+    """x_t of the module doc at t = 0..``generations`` on the λ-mix ``loop``, exactly: an array of
+    shape (generations + 1, 2) holding E[(μ̂_t − c)²]/σ² (c = μ̄ on ``"mix"``, μ on ``"fresh"``) and
+    E[σ̂_t²]/σ²."""
+    if generations < 0:
+        raise ValueError(f"generations must be ≥ 0, got {generations}")
+    step, shift = second_moment_recursion(lam, n_real, n_synthetic, unbiased, loop)
+    moments = np.empty((generations + 1, 2))
+    # The real-only fit of generation 0: its mean is μ̄ itself, which is μ + N(0, σ²/n).
+    moments[0] = (1.0 / n_real if _is_fresh(loop) else 0.0, 1.0 if unbiased else (n_real - 1) / n_real)
+    for t in range(1, generations + 1):
+        moments[t] = step @ moments[t - 1] + shift
+    return moments
+
+
 def expected_variance_ratio(
     lam: float,
     generations: int,
@@ -108,18 +134,41 @@ def expected_variance_ratio(
 ) -> np.ndarray:
     """E[σ̂_t²]/σ² at t = 0..``generations`` on the λ-mix ``loop`` (``"mix"``: the same real items every
     generation; ``"fresh"``: a new real draw), exactly (over lineages and real sets)."""
+    return expected_moments(lam, generations, n_real, n_synthetic, unbiased, loop)[:, 1]
+
+
+def accumulated_moments(
+    generations: int, n_real: int = 100, n_synthetic: int | None = None, unbiased: bool = True
+) -> np.ndarray:
+    """The accumulate loop's (E[(μ̂_t − μ̄)²], E[σ̂_t²]) / σ² at t = 0..``generations``, exactly: an
+    array of shape (generations + 1, 2). Both stay bounded however long the loop runs (Gerstgrasser
+    et al.), where replacing the data lets E[(μ̂_t − μ̄)²] grow as t/m.
+
+    Generation t fits, with uniform weights, the n real items and the m items drawn from each fit
+    before it. With e_s the offset of batch s's mean from μ̄ and S_t = e_0 + … + e_{t−1},
+    μ̂_t − μ̄ = (m/N_t)·S_t for N_t = n + m·t items, and the pooled scatter is n·v + Σ m·w_s +
+    m·Σ e_s² − N_t·(μ̂_t − μ̄)² (w_s batch s's biased variance). Since e_t = (μ̂_t − μ̄) + σ̂_t·Z_t/√m
+    with Z_t independent of the past, A_t = E[S_t²] follows A_{t+1} = A_t·(1 + 2m/N_t) + E[e_t²], and
+    running sums of E[σ̂_s²] and E[e_s²] give the scatter's expectation: O(1) per generation. As for
+    the mix loop, conditioned on the real items both moments are these curves scaled by v/E[v]."""
     if generations < 0:
         raise ValueError(f"generations must be ≥ 0, got {generations}")
-    step, shift = second_moment_recursion(lam, n_real, n_synthetic, unbiased, loop)
-    # The real-only fit of generation 0: its mean is μ̄ itself, which is μ + N(0, σ²/n).
-    first_mean_error = 1.0 / n_real if _is_fresh(loop) else 0.0
-    moments = np.array([first_mean_error, 1.0 if unbiased else (n_real - 1) / n_real])
-    ratios = np.empty(generations + 1)
-    ratios[0] = moments[1]
-    for t in range(1, generations + 1):
-        moments = step @ moments + shift
-        ratios[t] = moments[1]
-    return ratios
+    n, m = check_world(0.0, n_real, n_synthetic)
+    moments = np.empty((generations + 1, 2))
+    total_offset_square = 0.0  # A_t = E[S_t²]
+    variance_sum = offset_square_sum = 0.0  # Σ_{s<t} E[σ̂_s²] and Σ_{s<t} E[e_s²]; all in units of σ²
+    for t in range(generations + 1):
+        items = n + m * t
+        mean_error = (m / items) ** 2 * total_offset_square
+        # E[n·v] = n − 1 and E[m·w_s] = (m − 1)·E[σ̂_s²]
+        scatter = (n - 1) + (m - 1) * variance_sum + m * offset_square_sum - items * mean_error
+        variance = scatter / (items - 1) if unbiased else scatter / items
+        moments[t] = mean_error, variance
+        offset_square = mean_error + variance / m  # E[e_t²]
+        total_offset_square += 2 * (m / items) * total_offset_square + offset_square
+        variance_sum += variance
+        offset_square_sum += offset_square
+    return moments
 
 
 def stationary_variance_ratio(

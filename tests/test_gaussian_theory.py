@@ -8,7 +8,9 @@ import pytest
 
 from collapsebench.envs.gaussian_fast import simulate_gaussian_lineages
 from collapsebench.envs.gaussian_theory import (
+    accumulated_moments,
     critical_lambda,
+    expected_moments,
     expected_variance_ratio,
     second_moment_recursion,
     stationary_variance_ratio,
@@ -24,6 +26,19 @@ def conditional_variance_ratios(lam: float, generations: int, n: int, m: int, un
     )
     first = 1.0 if unbiased else (n - 1) / n  # E[σ̂_0²]/σ²
     return lineages.std_ratio**2 / (lineages.std_ratio[0] ** 2 / first)
+
+
+def assert_moments_match(mean_errors: np.ndarray, variance_ratios: np.ndarray, expected: np.ndarray) -> None:
+    """Simulated lineages' mean of (μ̂_t − c)²/σ² and σ̂_t²/σ² is the closed form within 4 standard errors,
+    at generations 1, 5, 100 and the last."""
+    for t in (1, 5, 100, len(expected) - 1):
+        for simulated, closed_form in (
+            (mean_errors[t], expected[t, 0]),
+            (variance_ratios[t], expected[t, 1]),
+        ):
+            standard_error = simulated.std() / np.sqrt(simulated.size)
+            error = abs(simulated.mean() - closed_form)
+            assert error < 4 * standard_error, (t, simulated.mean(), closed_form)
 
 
 @pytest.mark.parametrize(
@@ -114,25 +129,9 @@ def test_the_fresh_loops_expected_moments_are_the_simulated_lineages_means(lam, 
     )
     variance_ratios = lineages.std_ratio**2
     mean_errors = (lineages.mean - lineages.true_mean) ** 2 / lineages.true_std**2
-    expected = expected_variance_ratio(lam, generations, n, m, unbiased, loop="fresh")
-    step, shift = second_moment_recursion(lam, n, m, unbiased, loop="fresh")
-    moments = np.array([1 / n, expected[0]])  # generation 0: μ̄ − μ ~ N(0, σ²/n)
-    expected_mean_errors = [moments[0]]  # E[(μ̂_t − μ)²]/σ², the recursion's other coordinate
-    for _ in range(generations):
-        moments = step @ moments + shift
-        expected_mean_errors.append(moments[0])
-    assert moments[1] == pytest.approx(expected[-1], rel=1e-12)
-    for t in (1, 5, 100, generations):
-        for simulated, closed_form in (
-            (variance_ratios[t], expected[t]),
-            (mean_errors[t], expected_mean_errors[t]),
-        ):
-            standard_error = simulated.std() / np.sqrt(simulated.size)
-            assert abs(simulated.mean() - closed_form) < 4 * standard_error, (
-                t,
-                simulated.mean(),
-                closed_form,
-            )
+    expected = expected_moments(lam, generations, n, m, unbiased, loop="fresh")
+    assert expected[0, 0] == 1 / n  # generation 0 fits the first draw: μ̄ − μ ~ N(0, σ²/n)
+    assert_moments_match(mean_errors, variance_ratios, expected)
 
 
 def test_fresh_real_data_keeps_the_threshold_and_raises_the_limit_a_little():
@@ -167,3 +166,34 @@ def test_a_loop_without_closed_forms_is_refused_by_name():
             ValueError, match=r"closed forms cover the loops \('mix', 'fresh'\), got 'accumulate'"
         ):
             function(*args, loop="accumulate")
+
+
+@pytest.mark.parametrize(("n", "m", "unbiased"), [(100, 100, True), (20, 50, False)])
+def test_the_accumulate_loops_expected_moments_are_the_simulated_lineages_means(n, m, unbiased):
+    generations = 300
+    lineages = simulate_gaussian_lineages(
+        20_000, generations, "accumulate", n_real=n, n_synthetic=m, unbiased=unbiased, seed=11
+    )
+    # Conditioned on the real items both moments scale with v/E[v], as on the mix loop.
+    share = lineages.std_ratio[0] ** 2 / (1.0 if unbiased else (n - 1) / n)
+    variance_ratios = lineages.std_ratio**2 / share
+    mean_errors = (lineages.mean - lineages.mean[0]) ** 2 / lineages.true_std**2 / share
+    expected = accumulated_moments(generations, n, m, unbiased)
+    assert tuple(expected[0]) == (0.0, 1.0 if unbiased else (n - 1) / n)
+    assert_moments_match(mean_errors, variance_ratios, expected)
+
+
+def test_accumulating_keeps_the_fits_moments_bounded_where_replacing_lets_the_mean_wander():
+    accumulated = accumulated_moments(100_000)
+    # Converged: the last 90,000 generations move both moments by less than 1e-5.
+    assert np.abs(accumulated[-1] - accumulated[10_000]).max() < 1e-5
+    assert accumulated[-1, 0] == pytest.approx(0.00643, abs=1e-5)
+    assert accumulated[-1, 1] == pytest.approx(0.99355, abs=1e-5)
+    # The fully synthetic replace loop (λ = ∞): the mean is a random walk of step variance σ²/m.
+    replaced = expected_moments(float("inf"), 1000)
+    assert np.allclose(replaced[:, 0], np.arange(1001) / 100)
+    assert np.allclose(replaced[:, 1], 1.0)
+    with pytest.raises(ValueError, match="generations must be ≥ 0"):
+        accumulated_moments(-1)
+    with pytest.raises(ValueError, match="at least 2"):
+        accumulated_moments(10, n_real=1)
