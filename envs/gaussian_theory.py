@@ -47,7 +47,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import brentq
 
-LOOPS = ("mix", "fresh")  # the fast path's names (``simulate_gaussian_lineages``) of the loops covered
+MIX_LOOPS = ("mix", "fresh")  # the λ-mix loops the recursion covers, by the fast path's names
 _LARGEST_LAMBDA = 1e12  # the search range of ``critical_lambda``: beyond it the real mass is ≤ 1e-12
 
 
@@ -208,6 +208,7 @@ def _spectral_radius(matrix: np.ndarray) -> float:
 
 def _is_fresh(loop: str) -> bool:
     """Whether ``loop`` draws fresh real items each generation, or a ValueError naming the loops."""
-    if loop not in LOOPS:
-        raise ValueError(f"closed forms cover the loops {LOOPS}, got {loop!r}")
+    if loop not in MIX_LOOPS:
+        hint = " (the accumulate loop's moments: accumulated_moments)" if loop == "accumulate" else ""
+        raise ValueError(f"the λ-mix recursion covers the loops {MIX_LOOPS}, got {loop!r}{hint}")
     return loop == "fresh"

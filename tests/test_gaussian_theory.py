@@ -156,16 +156,17 @@ def test_fresh_real_data_keeps_the_threshold_and_raises_the_limit_a_little():
     )
 
 
-def test_a_loop_without_closed_forms_is_refused_by_name():
+def test_a_loop_outside_the_recursion_is_refused_by_name():
     for function, args in (
         (second_moment_recursion, (1.0,)),
+        (expected_moments, (1.0, 10)),
         (expected_variance_ratio, (1.0, 10)),
         (stationary_variance_ratio, (1.0,)),
     ):
-        with pytest.raises(
-            ValueError, match=r"closed forms cover the loops \('mix', 'fresh'\), got 'accumulate'"
-        ):
+        with pytest.raises(ValueError, match=r"covers the loops \('mix', 'fresh'\), got 'accumulate' \(.*"):
             function(*args, loop="accumulate")
+        with pytest.raises(ValueError, match=r"got 'replace'$"):
+            function(*args, loop="replace")
 
 
 @pytest.mark.parametrize(("n", "m", "unbiased"), [(100, 100, True), (20, 50, False)])
