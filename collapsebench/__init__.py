@@ -17,6 +17,10 @@ from collapsebench.rewards import register_reward
 from collapsebench.runner import evaluate
 from collapsebench.scoring import register_metric
 
+# ``cb.sweep`` is the function (the README's entry point), which also makes ``import
+# collapsebench.sweep as m`` give the function: take the module's other names with ``from``.
+from collapsebench.sweep import sweep
+
 __version__ = "0.1.0"
 
 
@@ -71,4 +75,5 @@ __all__ = [
     "register_policy",
     "register_reward",
     "spec",
+    "sweep",
 ]

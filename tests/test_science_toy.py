@@ -12,34 +12,39 @@ import numpy as np
 import pytest
 
 import collapsebench as cb
+from collapsebench.sweep import Cell
 
 FLOW = {"initial_steps": 400, "steps": 80, "batch_size": 128, "lr": 2e-3, "hidden": 32, "layers": 4}
 SIZES = {"n_real": 300, "n_synthetic": 300, "n_test": 300, "n_eval": 300}
 T, SEEDS = 8, (0, 1)
 
 
-def mean_curves(env_id: str, policy: str, **policy_kwargs) -> dict[str, np.ndarray]:
-    runs = []
-    for seed in SEEDS:
-        env = cb.make(env_id, generations=T, model_kwargs=FLOW, **SIZES)
-        agent = cb.make_policy(policy, **policy_kwargs)
-        obs, _ = env.reset(seed=seed)
-        agent.reset(seed)
-        metrics = []
-        for _ in range(T + 1):
-            obs, _, _, _, info = env.step(agent(obs))
-            metrics.append(info["metrics"])
-        runs.append(metrics)
-    return {key: np.mean([[m[key] for m in run] for run in runs], axis=0) for key in ("recall", "w2", "fd")}
+AGENTS = {  # loop: (env, policy, policy params)
+    "replace": ("Rings8-replace-v0", "full-synthetic", {}),
+    "mix": ("Rings8-mix-v0", "lambda-mix", {"lam": 0.5}),
+    "accumulate": ("Rings8-accumulate-v0", "accumulate", {}),
+}
 
 
 @pytest.fixture(scope="module")
-def loops() -> dict[str, dict[str, np.ndarray]]:
-    return {
-        "replace": mean_curves("Rings8-replace-v0", "full-synthetic"),
-        "mix": mean_curves("Rings8-mix-v0", "lambda-mix", lam=0.5),
-        "accumulate": mean_curves("Rings8-accumulate-v0", "accumulate"),
-    }
+def loops(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, np.ndarray]]:
+    """Mean curves over the seeds of recall, w2 and fd, t = 0..T, per loop. The six lineages run as
+    one sweep: each is single-threaded, so the machine's cores share them."""
+    cells = [
+        Cell(env_id, (policy,), seed, params, model_params=FLOW, env_params=SIZES, generations=T)
+        for env_id, policy, params in AGENTS.values()
+        for seed in SEEDS
+    ]
+    store = tmp_path_factory.mktemp("science") / "results.sqlite"
+    report = cb.sweep(cells, store=store, progress=False)
+    assert report.ok, report.failures
+    results = report.to_dataframe()
+    curves = {}
+    for loop, (env_id, _, _) in AGENTS.items():
+        runs = results[results["env_id"] == env_id]
+        mean = runs.groupby(["metric", "generation"])["value"].mean()
+        curves[loop] = {key: mean[key].sort_index().to_numpy() for key in ("recall", "w2", "fd")}
+    return curves
 
 
 def late(curve: np.ndarray) -> float:
