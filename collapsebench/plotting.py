@@ -63,9 +63,8 @@ def summarize(frame: pd.DataFrame, metrics: list[str], generation: int | None = 
     its generation 40 with another's 100), per env and agent. The median is there for metrics whose
     seeds split, such as ``tail_mass`` on a collapsing loop (most lineages lose their tails, a few
     drift into one and overshoot): the mean then describes no seed."""
-    data = frame[frame["metric"].isin(metrics)].assign(
-        agent=agent_labels(frame[frame["metric"].isin(metrics)])
-    )
+    data = frame[frame["metric"].isin(metrics)]
+    data = data.assign(agent=agent_labels(data))
     if generation is None:
         reached = data.groupby("run_id")["generation"].transform("max")
         last = reached.groupby([data["env_id"], data["agent"]]).transform("min")

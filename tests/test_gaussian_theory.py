@@ -3,10 +3,12 @@ against the closed forms they must reduce to."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pytest
 
-from collapsebench.envs.gaussian_fast import simulate_gaussian_lineages
+from collapsebench.envs.gaussian_fast import GaussianLineages, simulate_gaussian_lineages
 from collapsebench.envs.gaussian_theory import (
     accumulated_moments,
     critical_lambda,
@@ -17,28 +19,35 @@ from collapsebench.envs.gaussian_theory import (
 )
 
 
+def real_set_share(lineages: GaussianLineages, n: int, unbiased: bool) -> np.ndarray:
+    """Each lineage's real items' share of the expectation, v/E[v] (its generation-0 fit over the
+    mean one): the mix and accumulate loops' closed forms hold for every real set scaled by it, so
+    dividing by it removes the real sets' noise, which the lineages of one seed share across λ."""
+    return lineages.std_ratio[0] ** 2 / (1.0 if unbiased else (n - 1) / n)
+
+
 def conditional_variance_ratios(lam: float, generations: int, n: int, m: int, unbiased: bool) -> np.ndarray:
-    """Each simulated lineage's σ̂_t²/σ² divided by its real items' share of the expectation (v/E[v]):
-    the closed form holds for every real set, so this removes the real sets' noise, which the
-    lineages of one seed share across λ."""
+    """Each simulated mix lineage's σ̂_t²/σ² divided by its ``real_set_share``."""
     lineages = simulate_gaussian_lineages(
         20_000, generations, "mix", lam=lam, n_real=n, n_synthetic=m, unbiased=unbiased, seed=11
     )
-    first = 1.0 if unbiased else (n - 1) / n  # E[σ̂_0²]/σ²
-    return lineages.std_ratio**2 / (lineages.std_ratio[0] ** 2 / first)
+    return lineages.std_ratio**2 / real_set_share(lineages, n, unbiased)
+
+
+def assert_means_match(pairs: list[tuple[np.ndarray, np.ndarray]], generations: Iterable[int]) -> None:
+    """For each (simulated (T + 1, lineages), closed form (T + 1,)) pair, the lineages' mean is the
+    closed form within 4 standard errors at each of ``generations``."""
+    for t in generations:
+        for simulated, closed_form in pairs:
+            standard_error = simulated[t].std() / np.sqrt(simulated[t].size)
+            error = abs(simulated[t].mean() - closed_form[t])
+            assert error < 4 * standard_error, (t, simulated[t].mean(), closed_form[t])
 
 
 def assert_moments_match(mean_errors: np.ndarray, variance_ratios: np.ndarray, expected: np.ndarray) -> None:
-    """Simulated lineages' mean of (μ̂_t − c)²/σ² and σ̂_t²/σ² is the closed form within 4 standard errors,
-    at generations 1, 5, 100 and the last."""
-    for t in (1, 5, 100, len(expected) - 1):
-        for simulated, closed_form in (
-            (mean_errors[t], expected[t, 0]),
-            (variance_ratios[t], expected[t, 1]),
-        ):
-            standard_error = simulated.std() / np.sqrt(simulated.size)
-            error = abs(simulated.mean() - closed_form)
-            assert error < 4 * standard_error, (t, simulated.mean(), closed_form)
+    """Both coordinates of ``expected`` (mean error, variance) at generations 1, 5, 100 and the last."""
+    pairs = [(mean_errors, expected[:, 0]), (variance_ratios, expected[:, 1])]
+    assert_means_match(pairs, (1, 5, 100, len(expected) - 1))
 
 
 @pytest.mark.parametrize(
@@ -56,9 +65,7 @@ def test_the_expected_variance_is_the_simulated_lineages_mean_at_every_generatio
 ):
     ratios = conditional_variance_ratios(lam, generations, n, m, unbiased)
     expected = expected_variance_ratio(lam, generations, n, m, unbiased)
-    for t in sorted({1, 5, generations // 3, generations}):
-        standard_error = ratios[t].std() / np.sqrt(ratios.shape[1])
-        assert abs(ratios[t].mean() - expected[t]) < 4 * standard_error, (t, ratios[t].mean(), expected[t])
+    assert_means_match([(ratios, expected)], sorted({1, 5, generations // 3, generations}))
 
 
 def test_the_closed_forms_reduce_to_the_pure_loops():
@@ -176,7 +183,7 @@ def test_the_accumulate_loops_expected_moments_are_the_simulated_lineages_means(
         20_000, generations, "accumulate", n_real=n, n_synthetic=m, unbiased=unbiased, seed=11
     )
     # Conditioned on the real items both moments scale with v/E[v], as on the mix loop.
-    share = lineages.std_ratio[0] ** 2 / (1.0 if unbiased else (n - 1) / n)
+    share = real_set_share(lineages, n, unbiased)
     variance_ratios = lineages.std_ratio**2 / share
     mean_errors = (lineages.mean - lineages.mean[0]) ** 2 / lineages.true_std**2 / share
     expected = accumulated_moments(generations, n, m, unbiased)
