@@ -31,6 +31,10 @@ def agent_labels(frame: pd.DataFrame) -> pd.Series:
         env_id: differing_keys(json.loads(params) for params in group.dropna())
         for env_id, group in unique.groupby("env_id")["model_params"]
     }
+    shared_items = {
+        env_id: _shared_list_items([json.loads(settings) for settings in group.dropna()])
+        for env_id, group in unique.groupby("env_id")["env_settings"]
+    }
 
     def label(row: Any, several: bool) -> str:
         text = policy_label(str(row.policy), json.loads(row.params))
@@ -43,7 +47,12 @@ def agent_labels(frame: pd.DataFrame) -> pd.Series:
         if (several or shown) and row.model is not None:
             text += " · " + policy_label(str(row.model), shown)
         env_settings = json.loads(row.env_settings) if row.env_settings is not None else {}
-        shown_settings = [f"{key}={value}" for key, value in env_settings.items() if value is not None]
+        shared = shared_items.get(row.env_id, {})
+        shown_settings = [
+            _setting_text(key, value, shared.get(key))
+            for key, value in env_settings.items()
+            if value is not None and value != shared.get(key)
+        ]
         if shown_settings:  # an unset setting (None: e.g. no sample_reward) goes without saying
             text += " · " + ", ".join(shown_settings)
         return text
@@ -55,6 +64,25 @@ def agent_labels(frame: pd.DataFrame) -> pd.Series:
     by_key = unique.assign(agent=labels)
     merged = keys.merge(by_key, on=columns, how="left")
     return pd.Series(merged["agent"].to_numpy(), index=frame.index)
+
+
+def _shared_list_items(settings: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """For each list-valued setting (e.g. ``metrics``), the items every run of an env lists."""
+    shared: dict[str, list[Any]] = {}
+    for key in {key for run in settings for key, value in run.items() if isinstance(value, list)}:
+        values = [run.get(key) for run in settings]
+        if all(isinstance(value, list) for value in values):
+            shared[key] = [item for item in values[0] if all(item in value for value in values[1:])]
+    return shared
+
+
+def _setting_text(key: str, value: Any, shared: list[Any] | None) -> str:
+    """``key=value``; a list setting as the items it adds to what every run lists (``metrics
+    +tail_mass``), since a whole metrics list would make a label of a hundred characters."""
+    if shared is None or not isinstance(value, list):
+        return f"{key}={value}"
+    added = [str(item) for item in value if item not in shared]
+    return f"{key} +{' +'.join(added)}" if added else f"{key}={value}"
 
 
 def summarize(frame: pd.DataFrame, metrics: list[str], generation: int | None = None) -> pd.DataFrame:

@@ -339,6 +339,32 @@ def test_labels_name_the_model_settings_runs_differ_in():
     assert agent_labels(pd.concat([frame.iloc[:1], same_model])).tolist() == ["real-only", "real-only"]
 
 
+def test_labels_name_the_metrics_a_run_adds_not_its_whole_list():
+    """Runs of one agent made with extra metrics (``--add-metric``) are told apart by what they add."""
+    base = ["fd", "w2", "std_ratio"]
+    frame = pd.DataFrame(
+        {
+            "env_id": "Gaussian-replace-v0",
+            "model": "gaussian",
+            "policy": "full-synthetic",
+            "params": "{}",
+            "env_settings": [
+                json.dumps({"metrics": base}),
+                json.dumps({"metrics": [*base, "tail_mass"]}),
+                json.dumps({"metrics": [*base, "tail_mass", "memorization"]}),
+                json.dumps({"metrics": ["fd", "w2"], "n_real": 20}),
+            ],
+        }
+    )
+    assert agent_labels(frame).tolist() == [
+        "full-synthetic · metrics +std_ratio",
+        "full-synthetic · metrics +std_ratio +tail_mass",
+        "full-synthetic · metrics +std_ratio +tail_mass +memorization",
+        "full-synthetic · n_real=20",
+    ]
+    assert agent_labels(frame.iloc[:2]).tolist() == ["full-synthetic", "full-synthetic · metrics +tail_mass"]
+
+
 def test_canonical_json_reads_back_with_its_non_finite_floats():
     params = {"lam": float("inf"), "bounds": [1.0, float("-inf")], "bandwidth": "scott", "q": float("nan")}
     text = canonical_json(params)
