@@ -41,11 +41,20 @@ def _load_catalog() -> None:
 
     A plugin declares ``[project.entry-points."collapsebench.plugins"] name = "package.module"``;
     importing that module registers its envs, policies or models. Registration stores names only.
+    A plugin that fails to load stops the import, naming it: skipping it would leave its names
+    unregistered, and a run asking for one would blame the name instead of the plugin.
     """
     import_module("collapsebench.envs")
     import_module("collapsebench.baselines")
     for plugin in entry_points(group="collapsebench.plugins"):
-        plugin.load()
+        try:
+            plugin.load()
+        except Exception as error:
+            raise ImportError(
+                f"the collapsebench plugin {plugin.name!r} ({plugin.value}, declared by "
+                f"{plugin.dist.name if plugin.dist else 'an unknown package'}) failed to load: "
+                f"{type(error).__name__}: {error}"
+            ) from error
 
 
 _load_catalog()

@@ -289,8 +289,11 @@ def export_command(
     """Export the store as a tidy table."""
     from collapsebench.store import ResultsStore, export
 
-    frame = ResultsStore(_existing(store)).to_dataframe(env_id=env)
-    console.print(f"wrote {len(frame)} rows to {export(frame, out)}")
+    frame = _stored_results(ResultsStore(_existing(store)), [env] if env else None)
+    try:
+        console.print(f"wrote {len(frame)} rows to {export(frame, out)}")
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="OUT") from None
 
 
 @app.command()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,6 +67,37 @@ def tiny_overrides(env_id: str) -> dict:
     if spec_kwargs["n_real"] > 100:
         overrides.update(n_real=60, n_synthetic=60)
     return overrides
+
+
+# A third-party policy, as a plugin package would ship it (see ``write_plugin``).
+HALF_WEIGHT_PLUGIN = '''
+import numpy as np
+
+import collapsebench as cb
+
+
+@cb.register_policy("half-weight-synthetic")
+class HalfWeightSynthetic(cb.CurationPolicy):
+    """Real items at weight 1, synthetic ones at 1/2."""
+
+    def __call__(self, obs):
+        pool = cb.PoolView(obs)
+        return np.where(pool.real, 1.0, np.where(pool.synthetic, 0.5, 0.0))
+'''
+
+
+def write_plugin(folder: Path, module: str, source: str) -> dict[str, str]:
+    """A third-party plugin as an installed package looks to Python: the module, plus the metadata
+    (``*.dist-info``) that declares it in the ``collapsebench.plugins`` entry-point group. Returns the
+    environment of a process that has it on its path, as ``pip install`` would."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{module}.py").write_text(source)
+    metadata = folder / f"{module}-0.1.dist-info"
+    metadata.mkdir()
+    (metadata / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (metadata / "entry_points.txt").write_text(f"[collapsebench.plugins]\n{module} = {module}\n")
+    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
 
 
 def rollout(env, policy, seed: int, steps: int | None = None) -> list[dict]:

@@ -83,6 +83,13 @@ def test_run_then_plot_then_export(tmp_path):
 
     result = invoke("export", str(tmp_path / "all.parquet"), "--store", str(store))
     assert result.exit_code == 0 and len(pd.read_parquet(tmp_path / "all.parquet")) == len(frame)
+    for arguments, named in [
+        ([str(tmp_path / "all.txt")], "export to .csv or .parquet, not '.txt'"),
+        ([str(tmp_path / "gmm.csv"), "--env", "GMM2D-mix-v0"], "no results for ['GMM2D-mix-v0']"),
+    ]:
+        result = invoke("export", *arguments, "--store", str(store))
+        assert result.exit_code == 2 and named in result.output, result.output
+    assert not (tmp_path / "all.txt").exists() and not (tmp_path / "gmm.csv").exists()
 
 
 def test_run_reports_bad_input_clearly(tmp_path):

@@ -8,6 +8,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,8 @@ from collapsebench.leaderboard.submission import (
     validate,
 )
 from collapsebench.leaderboard.tracks import load_board
+
+from conftest import HALF_WEIGHT_PLUGIN, write_plugin
 
 runner = CliRunner()
 
@@ -467,3 +470,39 @@ def test_a_recorded_infinite_lambda_rebuilds_the_policy():
     ]
     composed = policy_from_record("dedup>lambda-mix", {"stages": stages})
     assert composed.params["stages"][1]["params"] == {"lam": float("inf")}
+
+
+def test_a_plugin_policy_goes_from_the_shell_to_a_verified_entry(root, tmp_path):
+    """The README's path for a new policy: a package declares it as a plugin, and the track's own
+    commands (``describe``) make the entry, each in a fresh process: run, submit, validate, verify.
+    Without the plugin installed, verify rejects the file, naming the policy and where its code is."""
+    plugged = write_plugin(tmp_path / "plugin", "half_weight_plugin", HALF_WEIGHT_PLUGIN)
+
+    def shell(*arguments: str, env: dict[str, str] = plugged) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "collapsebench", *arguments]
+        return subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path)
+
+    described = shell("leaderboard", "describe", "gaussian-tiny", "--root", str(root))
+    commands = dict(
+        line.split(": ", 1) for line in described.stdout.splitlines() if line.startswith(("run:", "submit:"))
+    )
+    filled_in = {"POLICY": "half-weight-synthetic", "URL": "https://example.org/half-weight@v0.1"}
+    for step, extra in (("run", ["--no-progress"]), ("submit", [])):
+        _, *arguments = (filled_in.get(word, word) for word in shlex.split(commands[step]))
+        done = shell(*arguments, *extra)
+        assert done.returncode == 0, (step, done.stdout, done.stderr)
+    made = submission_path(root, "half-weight-synthetic")
+    assert read_submission(made)["agent"]["policy"] == {"name": "half-weight-synthetic", "params": {}}
+    checked = shell("leaderboard", "validate", str(made), "--root", str(root))
+    assert checked.returncode == 0 and "ok" in checked.stdout, checked.stdout + checked.stderr
+    verified = shell("leaderboard", "verify", str(made), "--root", str(root))
+    assert verified.returncode == 0 and "verified" in verified.stdout, verified.stdout + verified.stderr
+    recorded = {entry["file"] for entry in json.loads((root / "verified.json").read_text()).values()}
+    assert str(made.relative_to(root)) in recorded
+
+    unplugged = {**plugged, "PYTHONPATH": ""}
+    missing = shell("leaderboard", "verify", str(made), "--root", str(root), env=unplugged)
+    assert missing.returncode == 1 and "Traceback" not in missing.stdout + missing.stderr
+    assert "cannot verify" in missing.stdout
+    assert "policy 'half-weight-synthetic' not registered in this installation" in missing.stdout
+    assert "https://example.org/half-weight@v0.1" in missing.stdout

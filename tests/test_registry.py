@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import gymnasium as gym
 import pytest
 
 import collapsebench as cb
 from collapsebench.registry import Registry
+
+from conftest import HALF_WEIGHT_PLUGIN, write_plugin
 
 
 def test_registering_an_env_id_twice_is_an_error():
@@ -61,3 +66,20 @@ def test_registry_iterates_sorted_and_unregisters():
     assert list(registry) == ["a", "b"] and len(registry) == 2
     registry.unregister("a")
     assert "a" not in registry
+
+
+def test_a_plugin_package_registers_its_names_and_a_broken_one_is_named(tmp_path):
+    """Packages extend the suite through the ``collapsebench.plugins`` entry points, loaded when
+    collapsebench is imported; one that fails to load stops the import with its name and error."""
+    names = "import collapsebench as cb; print(cb.list_policies())"
+    without = subprocess.run([sys.executable, "-c", names], capture_output=True, text=True, check=True)
+    assert "half-weight-synthetic" not in without.stdout
+    plugged = write_plugin(tmp_path / "good", "half_weight_plugin", HALF_WEIGHT_PLUGIN)
+    listed = subprocess.run([sys.executable, "-c", names], env=plugged, capture_output=True, text=True)
+    assert "'half-weight-synthetic'" in listed.stdout, listed.stderr
+
+    broken = write_plugin(tmp_path / "broken", "broken_plugin", "raise RuntimeError('no weights file')\n")
+    failed = subprocess.run([sys.executable, "-c", names], env=broken, capture_output=True, text=True)
+    assert failed.returncode == 1
+    assert "plugin 'broken_plugin' (broken_plugin, declared by broken_plugin)" in failed.stderr
+    assert "RuntimeError: no weights file" in failed.stderr

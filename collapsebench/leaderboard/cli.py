@@ -141,7 +141,7 @@ def verify(
     from collapsebench.cli import parse_seeds
     from collapsebench.executors import Resources, make_executor
     from collapsebench.leaderboard.board import record_verification
-    from collapsebench.leaderboard.submission import SubmissionError
+    from collapsebench.leaderboard.submission import SubmissionError, uninstalled_components
     from collapsebench.leaderboard.submission import validate as check
 
     board = _board(root)
@@ -149,10 +149,22 @@ def verify(
     checked, failed = {}, False
     for file in files:
         try:
-            checked[file] = check(file, board, root / "submissions")
+            submission = check(file, board, root / "submissions")
         except SubmissionError as error:
             console.print(f"[red]rejected[/] {error}", soft_wrap=True)
             failed = True
+            continue
+        missing = uninstalled_components(submission)
+        if missing:
+            console.print(
+                f"[red]cannot verify[/] {file}: {' and '.join(missing)} not registered in this "
+                f"installation; install the package that registers it (the submission's code: "
+                f"{submission['agent']['code']})",
+                soft_wrap=True,
+            )
+            failed = True
+            continue
+        checked[file] = submission
     # Workers only re-run; this process alone writes verified.json, each result as it comes in (an
     # interrupted command keeps what it verified).
     queue, in_flight = list(checked.items()), {}

@@ -324,6 +324,22 @@ def verify(submission: dict[str, Any], board: Board, seeds: list[int] | None = N
     return Verification([int(seed) for seed in seeds], deviation, mismatches)
 
 
+def uninstalled_components(submission: dict[str, Any]) -> list[str]:
+    """The policies and model of the submission's agent that are not registered in this installation
+    (a plugin's, not installed), as ``policy 'name'`` / ``model 'name'``: ``verify`` cannot re-run
+    those."""
+    from collapsebench.models import MODELS
+    from collapsebench.policies import POLICIES
+
+    agent = submission["agent"]
+    policy = agent["policy"]
+    stages = policy["params"]["stages"] if ">" in policy["name"] else [{"policy": policy["name"]}]
+    missing = [f"policy {stage['policy']!r}" for stage in stages if stage["policy"] not in POLICIES]
+    if agent["model"]["name"] not in MODELS:
+        missing.append(f"model {agent['model']['name']!r}")
+    return missing
+
+
 def policy_from_record(name: str, params: dict[str, Any]) -> Any:
     """The policy a submission names; composed policies are stored as ``a>b`` with their stages. Its
     parameters as recorded: non-finite floats as strings (``restore_non_finite``)."""
