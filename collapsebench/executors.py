@@ -50,6 +50,11 @@ class Executor(ABC):
 
     registered_name: ClassVar[str]
     crash_errors: tuple[type[BaseException], ...] = ()
+    # Where tasks run decides which registered names they see: this process sees them all; fresh
+    # worker processes see collapsebench's, plugins' and what the modules a task names register, and
+    # also the main script's where they re-run it (``spawn`` does; Ray's workers do not).
+    runs_in_this_process: ClassVar[bool] = False
+    reruns_main_script: ClassVar[bool] = False
 
     @abstractmethod
     def submit(
@@ -97,6 +102,8 @@ def make_executor(name: str, workers: int | None = None, address: str | None = N
 class InlineExecutor(Executor):
     """Runs each task at once, in this process."""
 
+    runs_in_this_process = True
+
     def __init__(self, workers: int | None = None) -> None:
         del workers  # one task at a time by definition
 
@@ -134,6 +141,7 @@ class LocalExecutor(Executor):
     image models, use ``workers=1`` (or the ray back-end, which counts GPUs)."""
 
     crash_errors = (BrokenProcessPool,)
+    reruns_main_script = True
 
     def __init__(self, workers: int | None = None) -> None:
         cores = available_cores()

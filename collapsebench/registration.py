@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 from typing import Any
 
 import gymnasium as gym
@@ -21,6 +22,7 @@ NAMESPACE = "collapsebench"
 _ID_PATTERN = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*)-v(?P<version>\d+)$")
 _SPECS: dict[str, EnvSpec] = {}
 _DOCS: dict[str, str] = {}
+_REGISTERED_IN: dict[str, str] = {}  # env id → the module whose code registered it
 
 
 def register_env(env_id: str, entry_point: str, kwargs: dict[str, Any], doc: str = "") -> EnvSpec:
@@ -39,7 +41,15 @@ def register_env(env_id: str, entry_point: str, kwargs: dict[str, Any], doc: str
     )
     _SPECS[env_id] = gym.spec(f"{NAMESPACE}/{env_id}")
     _DOCS[env_id] = doc
+    _REGISTERED_IN[env_id] = str(sys._getframe(1).f_globals.get("__name__", ""))
     return _SPECS[env_id]
+
+
+def registering_module(env_id: str) -> str:
+    """The module whose code registered ``env_id``: what a fresh worker process imports to have it
+    (``__main__`` for a script's or an interactive session's own)."""
+    spec(env_id)  # an unknown id says so, with the ids that exist
+    return _REGISTERED_IN[_bare(env_id)]
 
 
 def _bare(env_id: str) -> str:

@@ -40,6 +40,11 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def module_of(self, name: str) -> str:
+        """The module that defines ``name``'s factory: what a fresh worker process imports to have
+        the name registered (``__main__`` for a script's or an interactive session's own)."""
+        return str(getattr(self.get(name), "__module__", None) or "")
+
     def unregister(self, name: str) -> None:
         self.get(name)
         del self._entries[name]

@@ -39,22 +39,25 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import tomllib
 import traceback
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from collapsebench.executors import Resources, make_executor
+from collapsebench.executors import EXECUTORS, Resources, make_executor
 from collapsebench.first_models import FirstModelCache
 from collapsebench.models import MODELS
-from collapsebench.policies import CurationPolicy, build_policy
-from collapsebench.registration import with_added_metrics
+from collapsebench.policies import POLICIES, CurationPolicy, build_policy
+from collapsebench.registration import registering_module, spec, with_added_metrics
+from collapsebench.rewards import REWARDS
 from collapsebench.runner import (
     GenerationRecord,
     Lineage,
@@ -63,7 +66,7 @@ from collapsebench.runner import (
     package_version,
     progress_bar,
 )
-from collapsebench.scoring import check_metric_names
+from collapsebench.scoring import METRICS, check_metric_names
 from collapsebench.store import ResultsStore, RunKey
 
 _TOP_LEVEL_KEYS = {"envs", "seeds", "generations", "env_params", "add_metrics", "agents"}
@@ -120,6 +123,20 @@ class Cell:
     @property
     def label(self) -> str:
         return f"{self.env_id} · {self.build_policy().label} · seed {self.seed}"
+
+    def registering_modules(self) -> dict[str, str]:
+        """Each registered name the cell uses (``"policy 'lambda-mix'"``, its env, model, metrics and
+        reward) → the module that registers it, which a worker process must import to build the
+        cell."""
+        settings = {**spec(self.env_id).kwargs, **self.env_kwargs()}
+        names = {f"env {self.env_id!r}": registering_module(self.env_id)}
+        names |= {f"policy {stage!r}": POLICIES.module_of(stage) for stage in self.policy}
+        if settings.get("model") is not None:
+            names[f"model {settings['model']!r}"] = MODELS.module_of(settings["model"])
+        names |= {f"metric {metric!r}": METRICS.module_of(metric) for metric in settings.get("metrics", ())}
+        if isinstance(settings.get("sample_reward"), str):
+            names[f"reward {settings['sample_reward']!r}"] = REWARDS.module_of(settings["sample_reward"])
+        return names
 
 
 # ---------------------------------------------------------------------------------------------- configs
@@ -277,6 +294,7 @@ class ChunkTask:
     budget_s: float
     snapshots: int
     first_models: Path | None = None  # the store's shared first models (a folder the worker can reach)
+    modules: tuple[str, ...] = ()  # imported first: they register the cell's names outside collapsebench
 
 
 @dataclass(frozen=True)
@@ -288,6 +306,8 @@ class ChunkResult:
 
 def run_chunk(task: ChunkTask) -> ChunkResult:
     """The worker side: step the lineage, write nothing, return what happened."""
+    for module in task.modules:
+        import_module(module)
     first_models = None if task.first_models is None else FirstModelCache(task.first_models)
     with task.cell.open(task.snapshots, first_models) as lineage:
         records: list[GenerationRecord] = []
@@ -377,6 +397,9 @@ def sweep(
     pending: list[_Lineage] = []
     queued: set[str] = set()
     planned = list(plan(cells, results))  # every cell checked before any is recorded
+    used = {name: module for cell, *_ in planned for name, module in cell.registering_modules().items()}
+    _check_workers_can_import(used, backend)
+    modules = tuple(sorted({module for module in used.values() if _worker_must_import(module)}))
     for cell, key, done, wants_accelerator in planned:
         run_ids.append(key.run_id)
         if done > key.generations or key.run_id in queued:  # finished, or the same cell twice
@@ -399,7 +422,13 @@ def sweep(
 
         def submit(job: _Lineage) -> Future[ChunkResult]:
             task = ChunkTask(
-                job.cell, job.committed, job.checkpoint, chunk_seconds, snapshots, results.first_model_dir
+                job.cell,
+                job.committed,
+                job.checkpoint,
+                chunk_seconds,
+                snapshots,
+                results.first_model_dir,
+                modules,
             )
             return executor.submit(run_chunk, task, job.resources)
 
@@ -426,6 +455,32 @@ def sweep(
                 if result.checkpoint is not None:  # more to do: the next chunk
                     in_flight[submit(job)] = job
     return SweepReport(results, run_ids, skipped, failures)
+
+
+def _worker_must_import(module: str) -> bool:
+    """Whether a worker process needs ``module`` imported to see what it registers: importing
+    collapsebench registers its own names and the plugins'; ``__main__`` cannot be imported."""
+    return bool(module) and module != "__main__" and module.split(".")[0] != "collapsebench"
+
+
+def _check_workers_can_import(used: Mapping[str, str], backend: str) -> None:
+    """Refuse, before any work starts, names registered in ``__main__`` that ``backend``'s workers
+    cannot see: they start as fresh processes and look names up."""
+    executor = EXECUTORS.get(backend)
+    from_main = sorted(name for name, module in used.items() if module == "__main__")
+    if executor.runs_in_this_process or not from_main:
+        return
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    is_script = main_file is not None and Path(main_file).is_file()
+    if executor.reruns_main_script and is_script:
+        return  # each worker re-runs the script's top level, registrations included
+    where = "the main script" if is_script else "an interactive session"
+    raise ValueError(
+        f"{', '.join(from_main)} {'is' if len(from_main) == 1 else 'are'} registered in __main__ "
+        f"({where}), which the {backend!r} back-end's worker processes do not run: move the "
+        "registration into a module they can import (or a plugin package, see the README), or "
+        "run the sweep with backend='inline'"
+    )
 
 
 def _commit_chunk(store: ResultsStore, job: _Lineage, result: ChunkResult) -> int:

@@ -14,7 +14,9 @@ import tempfile
 import time
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
+from importlib import import_module
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,7 +28,18 @@ from collapsebench.executors import EXECUTORS, InlineExecutor, Resources, make_e
 from collapsebench.policies import POLICIES, CurationPolicy
 from collapsebench.registration import default_settings
 from collapsebench.store import ResultsStore
-from collapsebench.sweep import Cell, cells_from_config, grid, load_sweep, parse_seeds, plan, sweep
+from collapsebench.sweep import (
+    Cell,
+    _check_workers_can_import,
+    cells_from_config,
+    grid,
+    load_sweep,
+    parse_seeds,
+    plan,
+    sweep,
+)
+
+from conftest import HALF_WEIGHT_PLUGIN
 
 SMALL = {"n_real": 50, "n_synthetic": 50, "n_test": 50, "n_eval": 50}
 CONFIG = {
@@ -460,3 +473,79 @@ def test_the_ray_backend_in_a_loopback_only_namespace_matches_local(tmp_path, cl
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 run, 0 failed" in result.stdout
     pd.testing.assert_frame_equal(stored(tmp_path / "ray.sqlite"), stored(tmp_path / "local.sqlite"))
+
+
+WORKER_CONFIG = {
+    "envs": "Gaussian-mix-v0",
+    "seeds": "0-1",
+    "generations": 2,
+    "env_params": SMALL,
+    "agents": [{"policy": "half-weight-synthetic"}],
+}
+
+
+def test_local_workers_import_the_module_that_registers_a_cells_policy(tmp_path, monkeypatch):
+    """A policy registered by a module of the user's (not a plugin, not the main script) reaches the
+    worker processes: the sweep has them import that module first."""
+    (tmp_path / "my_policies.py").write_text(HALF_WEIGHT_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_policies", raising=False)
+    import_module("my_policies")
+    try:
+        report = sweep(WORKER_CONFIG, tmp_path / "r.sqlite", backend="local", workers=2, progress=False)
+        inline = sweep(WORKER_CONFIG, tmp_path / "i.sqlite", backend="inline", progress=False)
+    finally:
+        POLICIES.unregister("half-weight-synthetic")
+        sys.modules.pop("my_policies", None)
+    assert report.ok, report.failures
+    pd.testing.assert_frame_equal(stored(tmp_path / "r.sqlite"), stored(tmp_path / "i.sqlite"))
+    assert inline.ok and len(stored(tmp_path / "r.sqlite")) > 0
+
+
+class _FreshWorkers(InlineExecutor):
+    """Stands for Ray's workers (fresh processes that never run the main script) without starting
+    Ray, which must not bind this machine's network: a refused sweep never gets to make it."""
+
+    runs_in_this_process = False
+
+    def __init__(self, workers: int | None = None) -> None:
+        raise AssertionError("a refused sweep started its executor")
+
+
+def test_a_policy_registered_in_main_is_refused_where_workers_cannot_see_it(tmp_path, monkeypatch):
+    """Workers of the local back-end re-run the main script, so a script's own policy reaches them;
+    an interactive session's does not, nor does anything of __main__ reach Ray's workers. Those
+    sweeps are refused before anything is recorded, naming the policy and the ways out."""
+    ray = EXECUTORS.get("ray")
+    assert not ray.runs_in_this_process and not ray.reruns_main_script
+    EXECUTORS.register("fresh-workers-test")(_FreshWorkers)
+
+    def keep_valid(self, obs):
+        return np.asarray(obs["valid"], dtype=np.float64)
+
+    main_only = type("MainOnly", (CurationPolicy,), {"__module__": "__main__", "__call__": keep_valid})
+    POLICIES.register("main-only-test")(main_only)
+    config = {**WORKER_CONFIG, "agents": [{"policy": "main-only-test"}]}
+    store = tmp_path / "r.sqlite"
+    try:
+        monkeypatch.setitem(sys.modules, "__main__", ModuleType("__main__"))  # no __file__: a notebook
+        for backend in ("local", "fresh-workers-test"):
+            with pytest.raises(ValueError) as refusal:
+                sweep(config, store, backend=backend, progress=False)
+            message = str(refusal.value)
+            assert "policy 'main-only-test' is registered in __main__ (an interactive session)" in message
+            assert f"the {backend!r} back-end's worker processes do not run" in message
+            assert "backend='inline'" in message and "plugin" in message
+        assert ResultsStore(store).runs().empty
+
+        script = ModuleType("__main__")
+        script.__file__ = __file__  # a script: local workers re-run it; the others do not
+        monkeypatch.setitem(sys.modules, "__main__", script)
+        with pytest.raises(ValueError, match=r"\(the main script\), which the 'fresh-workers-test' back-end"):
+            sweep(config, store, backend="fresh-workers-test", progress=False)
+        assert _check_workers_can_import({"policy 'main-only-test'": "__main__"}, "local") is None
+        report = sweep(config, store, backend="inline", progress=False)
+    finally:
+        POLICIES.unregister("main-only-test")
+        EXECUTORS.unregister("fresh-workers-test")
+    assert report.ok  # the inline back-end runs in this process, which sees every name
