@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -144,6 +145,15 @@ class LocalExecutor(Executor):
     reruns_main_script = True
 
     def __init__(self, workers: int | None = None) -> None:
+        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+        if main_file is not None and not os.path.exists(main_file):
+            # spawn re-runs the main program from its file; one read from stdin has none, and every
+            # worker would die at start-up with only "worker died" to show for it.
+            raise ValueError(
+                f"the local back-end's worker processes re-run the main program, and {main_file!r} is "
+                "not a file (a program read from standard input?): save it to a file and run that, or "
+                "use backend='inline'"
+            )
         cores = available_cores()
         self.workers = workers or cores
         self._threads = max(1, cores // self.workers)

@@ -271,6 +271,15 @@ def test_executor_arguments_are_checked():
         make_executor("dask")
 
 
+def test_the_local_pool_refuses_a_main_program_read_from_stdin():
+    """``python - < script.py``: spawned workers would die re-running a main file that does not exist."""
+    program = "from collapsebench.executors import make_executor\nmake_executor('local', workers=1)\n"
+    result = subprocess.run([sys.executable, "-"], input=program, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "ValueError: the local back-end's worker processes re-run the main program" in result.stderr
+    assert "'<stdin>' is not a file" in result.stderr and "backend='inline'" in result.stderr
+
+
 def test_the_local_pool_restarts_when_a_worker_died_before_a_submit():
     # The race a real SIGKILL can hit: a chunk finishes, its worker's pool breaks, and the driver
     # submits the next chunk before it has seen the failure.
