@@ -147,9 +147,14 @@ def run(
     from collapsebench.registration import with_added_metrics
     from collapsebench.runner import EnvSettingsError, merged_model_params
     from collapsebench.scoring import SAMPLE_REWARD_METRIC
-    from collapsebench.store import export
+    from collapsebench.store import check_export_path, export
 
     spec_kwargs = _env_spec(env_id).kwargs
+    if out is not None:
+        try:
+            check_export_path(out)  # before the run, not after it
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--out") from None
     env_kwargs = parse_params(env_param, "--env-param")
     if add_metric:
         try:

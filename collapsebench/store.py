@@ -343,16 +343,23 @@ def distinguishing_settings(runs: pd.DataFrame) -> dict[str, str]:
     return settings
 
 
+def check_export_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` if ``export`` can write it (.csv or .parquet); a ValueError saying so otherwise. Check
+    it before a long run whose results it is for."""
+    path = Path(path)
+    if path.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"export to .csv or .parquet, not {path.suffix or 'a file without suffix'!r}")
+    return path
+
+
 def export(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write a results frame to .csv or .parquet (by suffix)."""
-    path = Path(path)
+    path = check_export_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".csv":
         frame.to_csv(path, index=False)
-    elif path.suffix == ".parquet":
-        frame.to_parquet(path, index=False)
     else:
-        raise ValueError(f"export to .csv or .parquet, not {path.suffix or 'a file without suffix'!r}")
+        frame.to_parquet(path, index=False)
     return path
 
 

@@ -113,6 +113,8 @@ def test_run_reports_bad_input_clearly(tmp_path):
     )
     assert result.exit_code != 0 and "unknown metric(s) tails; registered: coverage" in result.output
     assert "--add-metric" in result.output
+    result = invoke("run", "Gaussian-mix-v0", "--policy", "real-only", "--out", "r.txt", "--store", store)
+    assert result.exit_code == 2 and "export to .csv or .parquet, not '.txt'" in result.output
     assert not (tmp_path / "r.sqlite").exists() or not ResultsStore(store).to_dataframe().size
 
 
