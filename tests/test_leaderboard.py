@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -34,6 +35,7 @@ from collapsebench.leaderboard.submission import (
     validate,
 )
 from collapsebench.leaderboard.tracks import load_board
+from collapsebench.runner import evaluate
 
 from conftest import HALF_WEIGHT_PLUGIN, write_plugin
 
@@ -115,6 +117,38 @@ def test_generations_until_collapse_is_the_first_crossing_or_t_plus_one():
 
 def test_iqm_is_the_mean_of_the_middle_half():
     assert iqm(np.array([100.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, -100.0])) == pytest.approx(3.5)
+
+
+def test_the_all_tracks_table_ranks_the_agents_on_every_track_by_their_pooled_iqm():
+    """A policy training each track env's own model is one agent across tracks; with another model it
+    is another agent. Only agents on every track are ranked, by the IQM of all their seeds."""
+    from collapsebench.leaderboard.board import TRACK_MODEL, Entry, overall
+
+    def entry(policy: str, scores: list[float], model: str | None = None) -> Entry:
+        return Entry(
+            path=Path(f"{policy}.json"), label=policy, model=model or "track's", seeds=len(scores),
+            curves=np.zeros((len(scores), 3)), scores=np.asarray(scores), score=None, final=None,
+            collapse=None, verified=True, identity=f"{policy} {model}",
+            across_tracks=policy if model is None else f"{policy} {model}", with_track_model=model is None,
+        )  # fmt: skip
+
+    first, second = SimpleNamespace(key="first/v1"), SimpleNamespace(key="second/v1")
+    tables = [
+        (first, [entry("steady", [0.1, 0.2, 0.3, 0.4]), entry("bold", [0.9, 0.8, 0.7, 0.6]),
+                 entry("solo", [5.0] * 4)]),  # solo is on one track only: not ranked
+        (second, [entry("steady", [0.5, 0.5, 0.5]), entry("bold", [0.2, 0.3, 0.4, 0.5]),
+                  entry("steady", [0.9] * 4, model="kde")]),  # another agent, on one track only
+    ]  # fmt: skip
+    rows = overall(tables)  # type: ignore[arg-type]
+    texts = [[text for text, _ in row] for row in rows]
+    assert [row[:3] for row in texts] == [["1", "bold", TRACK_MODEL], ["2", "steady", TRACK_MODEL]]
+    # The IQM of all of an agent's seeds: the middle half of the 8 (or 7) pooled scores.
+    assert rows[0][3][1] == pytest.approx(np.mean([0.4, 0.5, 0.6, 0.7]))
+    assert rows[1][3][1] == pytest.approx(iqm(np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.5, 0.5])))
+    assert [row[4] for row in rows] == [("8", 8), ("7", 7)]  # runs over the tracks
+    low, high = (float(number) for number in re.findall(r"\[(.*), (.*)\]", texts[0][3])[0])
+    assert low < rows[0][3][1] < high
+    assert overall(tables[:1]) == []  # type: ignore[arg-type]  # one track: no table
 
 
 def test_stratified_bootstrap_resamples_within_strata():
@@ -408,7 +442,13 @@ REPOSITORY_BOARD = Path(__file__).resolve().parents[1] / "leaderboard"
 
 
 def test_the_checked_in_board_is_valid_complete_and_current():
-    from collapsebench.leaderboard.board import load_submissions, score_track, verified_digests
+    from collapsebench.leaderboard.board import (
+        load_submissions,
+        render_html,
+        render_markdown,
+        score_track,
+        verified_digests,
+    )
     from collapsebench.leaderboard.submission import file_digest
 
     board = load_board(REPOSITORY_BOARD)
@@ -428,6 +468,14 @@ def test_the_checked_in_board_is_valid_complete_and_current():
     rendered = (REPOSITORY_BOARD / "README.md").read_text()
     for track in board.tracks:
         assert f"## {track.key}" in rendered
+    # Current: rendering the submissions again, with the build's date, gives the checked-in pages.
+    tables = [(track, score_track(track, submissions, verified)) for track in board.tracks]
+    page = (REPOSITORY_BOARD / "index.html").read_text()
+    (stamp,) = re.findall(r"from `leaderboard/submissions/` on (\d{4}-\d{2}-\d{2});", rendered)
+    assert render_markdown(board, tables, stamp) == rendered, "run `collapsebench leaderboard build`"
+    (stamp,) = re.findall(r"Built (\d{4}-\d{2}-\d{2}) from", page)
+    assert render_html(board, tables, stamp) == page, "run `collapsebench leaderboard build`"
+    assert "## All tracks" in rendered  # every baseline agent is on every track
 
 
 def test_describe_shows_the_tracks_and_an_unknown_track_id_is_a_usage_error(tmp_path):
@@ -506,3 +554,48 @@ def test_a_plugin_policy_goes_from_the_shell_to_a_verified_entry(root, tmp_path)
     assert "cannot verify" in missing.stdout
     assert "policy 'half-weight-synthetic' not registered in this installation" in missing.stdout
     assert "https://example.org/half-weight@v0.1" in missing.stdout
+
+
+def test_an_agent_with_another_model_is_its_own_entry_and_picked_by_its_model_settings(root, tmp_path):
+    """Runs of one policy with two settings of the model: submit asks which, takes --model-param,
+    names the file after the model when it is not the track env's own, and never overwrites
+    another agent's file."""
+    from collapsebench.leaderboard.board import load_submissions, score_track, verified_digests
+
+    board = load_board(root)
+    track = board.track("gaussian-tiny")
+    store = tmp_path / "mine.sqlite"
+    for model_kwargs in ({}, {"unbiased": False}):
+        evaluate(
+            track.env_id, "lambda-mix", {"lam": 0.7}, seeds=range(5), model_kwargs=model_kwargs or None,
+            env_kwargs=track.env_kwargs(), store=store, progress=False,
+        )  # fmt: skip
+    submit = ["leaderboard", "submit", "--track", "gaussian-tiny", "--policy", "lambda-mix",
+              "--param", "lam=0.7", "--store", str(store), "--root", str(root)]  # fmt: skip
+    code, output = cli(*submit)
+    assert code == 2 and "runs of several models match" in output
+    code, output = cli(*submit, "--model-param", "unbiased=false")
+    assert code == 0, output
+    biased = submission_path(root, "lambda-mix_lam=0.7_gaussian")
+    record = read_submission(biased)
+    assert record["agent"]["model"]["params"]["unbiased"] is False
+    assert "--model-param=unbiased=false" in record["provenance"]["command"]
+    code, output = cli(*submit, "--model-param", "unbiased=true")
+    assert code == 0, output
+    unbiased = submission_path(root, "lambda-mix_lam=0.7")
+    assert read_submission(unbiased)["agent"]["model"]["params"]["unbiased"] is True
+
+    entries = score_track(track, load_submissions(root, board), verified_digests(root))
+    by_file = {entry.path.name: entry for entry in entries}
+    assert by_file[unbiased.name].with_track_model and not by_file[biased.name].with_track_model
+    assert by_file[unbiased.name].across_tracks != by_file[biased.name].across_tracks
+
+    # The default file of lam=0.7 now holds another agent's entry: submit leaves it alone.
+    stranger = read_submission(biased)
+    stranger["agent"]["model"]["params"]["unbiased"] = True
+    stranger["agent"]["policy"]["params"]["lam"] = 0.75
+    unbiased.write_text(json.dumps(stranger))
+    code, output = cli(*submit, "--model-param", "unbiased=true")
+    message = " ".join(output.replace("│", " ").split())  # the error box wraps lines
+    assert code == 2 and "holds another agent's submission" in message and "with --out" in message
+    assert read_submission(unbiased)["agent"]["policy"]["params"]["lam"] == 0.75

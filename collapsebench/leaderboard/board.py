@@ -35,6 +35,7 @@ from collapsebench.leaderboard.submission import (
     read_submission,
 )
 from collapsebench.leaderboard.tracks import DEFAULT_ROOT, Board, References, Track, load_board
+from collapsebench.store import canonical_json
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class Entry:
     collapse: Interval  # generations until collapse
     verified: bool
     identity: str
+    # Who it is in the all-tracks table: the policy alone where it trains the track env's own model
+    # (each track's world fixes a fitting model), else the policy with its model, as ``identity``.
+    across_tracks: str
+    with_track_model: bool
 
 
 def submissions_folder(root: Path, track: Track) -> Path:
@@ -121,6 +126,9 @@ def score_track(
         )
         collapse = generations_until_collapse(curves, track.collapse_threshold, track.higher_is_better)
         stratum = track.key
+        model = submission["agent"]["model"]
+        with_track_model = (model["name"], canonical_json(model["params"])) == track.default_model()
+        policy = submission["agent"]["policy"]
         entries.append(
             Entry(
                 path=path,
@@ -134,6 +142,12 @@ def score_track(
                 collapse=stratified_iqm({stratum: collapse.astype(np.float64)}),
                 verified=file_digest(path) in verified,
                 identity=agent_key(submission),
+                across_tracks=(
+                    canonical_json([policy["name"], policy["params"]])
+                    if with_track_model
+                    else agent_key(submission)
+                ),
+                with_track_model=with_track_model,
             )
         )
     return sorted(entries, key=lambda entry: -entry.score.value)
@@ -142,15 +156,27 @@ def score_track(
 _OVERALL_COLUMNS = ["rank", "agent", "model", "collapse score, IQM [95% CI]", "runs"]
 
 
+# The model column of the all-tracks table for a policy that trains each track env's own model.
+TRACK_MODEL = "each track's own"
+_OVERALL_NOTE = (
+    "The agents on every track, ranked by the IQM of the collapse scores of all their seeds on all "
+    "tracks (a track with more seeds weighs more), with a bootstrap 95% CI that resamples seeds within "
+    f'each track. A policy that trains each track env\'s own model ("{TRACK_MODEL}") is one agent '
+    "across the tracks."
+)
+
+
 def overall(tables: list[tuple[Track, list[Entry]]]) -> list[list[tuple[str, float | str]]]:
-    """Agents on every track, ranked by the IQM of all their normalized scores (bootstrap stratified
-    by track); each cell as (text, sort value). Empty with fewer than two tracks."""
+    """Agents on every track, ranked by the IQM of all their normalized scores (every seed of every
+    track pooled, the bootstrap stratified by track); each cell as (text, sort value). A policy that
+    trains each track env's own model is one agent across tracks, whatever those models are. Empty
+    with fewer than two tracks."""
     if len(tables) < 2:
         return []
     by_agent: dict[str, dict[str, Entry]] = {}
     for track, entries in tables:
         for entry in entries:
-            by_agent.setdefault(entry.identity, {})[track.key] = entry
+            by_agent.setdefault(entry.across_tracks, {})[track.key] = entry
     summaries = []
     for agent_entries in by_agent.values():
         if len(agent_entries) == len(tables):
@@ -158,11 +184,14 @@ def overall(tables: list[tuple[Track, list[Entry]]]) -> list[list[tuple[str, flo
             interval = stratified_iqm({key: entry.scores for key, entry in agent_entries.items()})
             summaries.append((first, interval, sum(entry.seeds for entry in agent_entries.values())))
     summaries.sort(key=lambda summary: -summary[1].value)
-    return [
-        [(str(rank), rank), (first.label, first.label), (first.model, first.model),
-         (interval.format(), interval.value), (str(runs), runs)]
-        for rank, (first, interval, runs) in enumerate(summaries, start=1)
-    ]  # fmt: skip
+    rows = []
+    for rank, (first, interval, runs) in enumerate(summaries, start=1):
+        model = TRACK_MODEL if first.with_track_model else first.model
+        rows.append(
+            [(str(rank), rank), (first.label, first.label), (model, model),
+             (interval.format(), interval.value), (str(runs), runs)]
+        )  # fmt: skip
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------- render
@@ -305,7 +334,7 @@ def render_markdown(board: Board, tables: list[tuple[Track, list[Entry]]], stamp
 
     rows = overall(tables)
     if rows:
-        lines += ["## All tracks", "", *table(_OVERALL_COLUMNS, rows), ""]
+        lines += ["## All tracks", "", _OVERALL_NOTE, "", *table(_OVERALL_COLUMNS, rows), ""]
     for track, entries in tables:
         lines += [f"## {track.key}", "", _track_header(track), ""]
         if not entries:
@@ -395,7 +424,11 @@ def render_html(board: Board, tables: list[tuple[Track, list[Entry]]], stamp: st
     ]
     rows = overall(tables)
     if rows:
-        parts += ["<h2>All tracks</h2>", table("all-tracks", _OVERALL_COLUMNS, rows)]
+        parts += [
+            "<h2>All tracks</h2>",
+            f"<p class='note'>{html.escape(_OVERALL_NOTE)}</p>",
+            table("all-tracks", _OVERALL_COLUMNS, rows),
+        ]
     for track, entries in tables:
         parts += [
             f"<h2 id='{track.slug}-section'>{html.escape(track.key)}</h2>",

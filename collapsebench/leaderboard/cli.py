@@ -54,10 +54,29 @@ def _chosen_tracks(board: Board, track_ids: list[str] | None, param_hint: str) -
 
 
 def _write(submission: dict[str, Any], root: Path, track: Track, path: Path | None = None) -> Path:
-    """Write a submission, by default where the board looks for it: ROOT/submissions/TRACK/AGENT.json."""
+    """Write a submission, by default where the board looks for it: ROOT/submissions/TRACK/AGENT.json,
+    AGENT the policy's label, followed by the model's name where it is not the track env's own. A
+    default path holding another agent's submission is left alone: the command asks for ``--out``."""
     from collapsebench.cli import file_stem
+    from collapsebench.leaderboard.submission import SubmissionError, agent_identity, read_submission
+    from collapsebench.store import canonical_json
 
-    path = path or root / "submissions" / track.slug / f"{file_stem(submission['agent']['label'])}.json"
+    if path is None:
+        agent = submission["agent"]
+        name = agent["label"]
+        if (agent["model"]["name"], canonical_json(agent["model"]["params"])) != track.default_model():
+            name += f" · {agent['model']['name']}"
+        path = root / "submissions" / track.slug / f"{file_stem(name)}.json"
+        if path.exists():
+            try:
+                same_agent = agent_identity(read_submission(path)) == agent_identity(submission)
+            except SubmissionError:
+                same_agent = False
+            if not same_agent:
+                raise typer.BadParameter(
+                    f"{path} holds another agent's submission (or a file that is not one): name the "
+                    "file to write with --out"
+                )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(submission, indent=1) + "\n")
     return path
@@ -69,6 +88,10 @@ def submit(
     policy: Annotated[list[str], typer.Option(help="the agent's policy; repeat to compose")],
     param: Annotated[list[str] | None, typer.Option("--param", help="policy parameter NAME=VALUE")] = None,
     model: Annotated[str | None, typer.Option(help="the agent's model, if the store has several")] = None,
+    model_param: Annotated[
+        list[str] | None,
+        typer.Option("--model-param", help="a setting NAME=VALUE of the runs' model, to pick among several"),
+    ] = None,
     store: Annotated[Path | None, typer.Option(help="results store holding the runs")] = None,
     out: Annotated[
         Path | None, typer.Option(help="file to write [default: ROOT/submissions/TRACK/AGENT.json]")
@@ -87,10 +110,21 @@ def submit(
     try:
         chosen = board.track(track)
         agent = build_policy(policy, parse_params(param, "--param"))
-        options = [f"--policy={name}" for name in policy] + [f"--param={item}" for item in param or []]
+        options = [
+            *(f"--policy={name}" for name in policy),
+            *(f"--param={item}" for item in param or []),
+            *([f"--model={model}"] if model else []),
+            *(f"--model-param={item}" for item in model_param or []),
+        ]
         command = shlex.join(["collapsebench", "leaderboard", "submit", f"--track={track}", *options])
         submission = make_submission(
-            ResultsStore(store), chosen, agent, model=model, code=code, command=command
+            ResultsStore(store),
+            chosen,
+            agent,
+            model=model,
+            model_params=parse_params(model_param, "--model-param"),
+            code=code,
+            command=command,
         )
     except (KeyError, TypeError, ValueError) as error:
         raise typer.BadParameter(str(error.args[0] if error.args else error)) from None

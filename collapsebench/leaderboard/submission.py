@@ -171,7 +171,8 @@ def make_submission(
 ) -> dict[str, Any]:
     """The submission of an agent's finished runs on ``track`` in ``store``: the runs whose env
     settings are the track's, with this policy (name and every parameter, defaults included) and
-    this model, if named."""
+    this model, if named, with these model settings, if given (the runs' recorded model parameters
+    hold each of them)."""
     policy_name, policy_params = policy.name, policy.params
     runs = store.runs()
     runs = runs[
@@ -184,8 +185,13 @@ def make_submission(
     ]
     if model is not None:
         runs = runs[runs["model"] == model]
-    if model_params is not None:
-        runs = runs[runs["model_params"] == canonical_json(model_params)]
+    if model_params:
+        wanted = json.loads(canonical_json(model_params))  # as the store records values (inf, tuples)
+        runs = runs[
+            runs["model_params"].map(
+                lambda recorded: all(json.loads(recorded).get(key) == value for key, value in wanted.items())
+            )
+        ]
     if runs.empty:
         raise ValueError(
             f"no finished runs of {policy.label} on track {track.key} "

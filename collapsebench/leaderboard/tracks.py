@@ -89,15 +89,23 @@ class Track:
         """The metrics the track's env reports: what every run of a submission must carry."""
         return _env_facts(self.env_id, json.dumps(self.env_kwargs(), sort_keys=True))[1]
 
+    def default_model(self) -> tuple[str, str]:
+        """The model the track's env trains when the agent names none: its name and its parameters
+        as runs record them (canonical JSON)."""
+        return _env_facts(self.env_id, json.dumps(self.env_kwargs(), sort_keys=True))[2]
+
 
 @functools.cache
-def _env_facts(env_id: str, env_kwargs: str) -> tuple[str, tuple[str, ...]]:
+def _env_facts(env_id: str, env_kwargs: str) -> tuple[str, tuple[str, ...], tuple[str, str]]:
     from collapsebench.registration import make
     from collapsebench.runner import env_config
+    from collapsebench.store import canonical_json
 
     env = make(env_id, **json.loads(env_kwargs))
     try:
-        return env_config(env.unwrapped), tuple(env.unwrapped.metrics)  # type: ignore[arg-type, attr-defined]
+        unwrapped: Any = env.unwrapped
+        model = (unwrapped.model_name, canonical_json(unwrapped.model_params))
+        return env_config(unwrapped), tuple(unwrapped.metrics), model
     finally:
         env.close()
 
