@@ -116,3 +116,47 @@ def test_weighted_data_validates(rng):
             WeightedData(np.zeros((3, 1)), np.array(bad))
     assert len(WeightedData(np.zeros((2, 1)), np.array([0.5, 0.5 + 5e-6]))) == 2  # within tolerance
     assert WeightedData(np.zeros((4, 1)), np.full(4, 0.25)).effective_size == pytest.approx(4)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_gmm_of_every_covariance_type_samples_and_reports_its_covariance(covariance_type, rng):
+    """Sampling and ``covariance`` read sklearn's covariances in each of its four layouts: the
+    model's samples, its reported covariance and sklearn's own sampler agree."""
+    anisotropic = RingMixture(n_modes=4, radius=1.0, mode_std=0.6).sample(3000, rng) * [1.0, 0.5]
+    model = cb.make_model("gmm", n_components=4, covariance_type=covariance_type)
+    model.fit(uniform(anisotropic), rng)
+    samples = model.sample(200_000, rng)
+    model._mixture.random_state = 0
+    reference, _ = model._mixture.sample(200_000)  # sklearn's sampler, for each layout
+    assert np.allclose(np.cov(samples.T), np.cov(reference.T), atol=0.01)
+    assert np.allclose(model.covariance(), np.cov(reference.T), atol=0.01)
+    assert np.allclose(samples.mean(axis=0), reference.mean(axis=0), atol=0.01)
+    assert np.allclose(model.log_prob(anisotropic[:50]), model._mixture.score_samples(anisotropic[:50]))
+
+
+def test_the_real_gaussian_worlds_density_is_scipys(rng):
+    """``GaussianND`` worlds' real density (``true_nll_samples`` reads it): scipy's, in 3-D."""
+    from collapsebench.envs.gaussian import GaussianDistribution, rotated_covariance
+
+    cov = rotated_covariance(3, smallest_std=0.3, largest_std=2.0, rotation_seed=1)
+    mean = np.array([1.0, -2.0, 0.5])
+    real = GaussianDistribution(mean, cov)
+    x = real.sample(100_000, rng)
+    assert np.allclose(np.cov(x.T), cov, atol=0.05) and np.allclose(real.population_covariance, cov)
+    assert np.allclose(real.log_prob(x[:100]), multivariate_normal(mean, cov).logpdf(x[:100]))
+    with pytest.raises(ValueError, match=r"covariance \(2, 2\) does not match mean of size 3"):
+        GaussianDistribution(mean, np.eye(2))
+
+
+def test_the_bundled_rewards_follow_their_formulas():
+    from collapsebench.rewards import item_rewards, make_reward
+
+    x = np.array([[1.0, 2.0], [-3.0, 0.5], [2.0, 0.0]])
+    assert np.array_equal(make_reward("linear")(x), x[:, 0])
+    assert np.allclose(make_reward("linear", direction=(0.5, -1.0))(x), x @ [0.5, -1.0])
+    with pytest.raises(ValueError, match="direction has 3 entries for 2-d items"):
+        make_reward("linear", direction=(1.0, 0.0, 0.0))(x)
+    assert np.allclose(make_reward("distance")(x), -np.hypot(x[:, 0] - 2.0, x[:, 1]))  # target (2, 0)
+    assert np.allclose(make_reward("distance", target=(0.0, 0.0))(x), -np.linalg.norm(x, axis=1))
+    images = np.arange(2 * 4, dtype=np.uint8).reshape(2, 1, 2, 2)  # items of any shape, flattened
+    assert np.array_equal(item_rewards(make_reward("linear"), images), [0.0, 4.0])
