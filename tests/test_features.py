@@ -101,6 +101,28 @@ def test_real_features_are_computed_once_per_set_and_extractor_version(tmp_path,
     assert CountingFeatures.calls == 2
 
 
+def test_a_torn_or_foreign_feature_cache_file_is_recomputed_and_replaced(tmp_path, monkeypatch):
+    """A process killed mid-write, or a file of another length under the name: computed afresh."""
+    monkeypatch.setenv(features.CACHE_ENV_VAR, str(tmp_path))
+    images = datasets.load_digits_images().test[:50]
+    extractor = CountingFeatures()
+    monkeypatch.setattr(features, "_MEMORY", {})
+    expected = features.cached_features(extractor, images, "digits:50")
+    (path,) = tmp_path.glob("digits-cnn-*.npy")
+    calls = CountingFeatures.calls
+    for broken in (path.read_bytes()[:200], None):  # torn: cut short; foreign: 10 rows, not 50
+        if broken is None:
+            np.save(path, expected[:10])
+        else:
+            path.write_bytes(broken)
+        monkeypatch.setattr(features, "_MEMORY", {})  # a new process
+        again = features.cached_features(extractor, images, "digits:50")
+        calls += 1
+        assert CountingFeatures.calls == calls and np.array_equal(again, expected)
+        assert np.array_equal(np.load(path), expected)  # the file is whole again
+    assert list(tmp_path.glob("*.tmp.npy")) == []
+
+
 # ------------------------------------------------------------------------------------------ DINOv2
 TINY_VIT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "patch_size": 14}
 TINY_VIT |= {"image_size": 518, "mlp_ratio": 4}  # the hub's position-embedding grid, as for ViT-L
