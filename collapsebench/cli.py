@@ -234,9 +234,14 @@ def sweep_command(
 ) -> None:
     """Run a grid of env × agent × seed. Finished cells are skipped, interrupted ones resume; the
     results go to the store through this process only."""
+    from collapsebench.executors import EXECUTORS
     from collapsebench.store import ResultsStore
     from collapsebench.sweep import load_sweep, plan, sweep
 
+    if backend not in EXECUTORS:
+        raise typer.BadParameter(
+            f"unknown back-end {backend!r}; registered: {', '.join(EXECUTORS)}", param_hint="--backend"
+        )
     try:
         cells = load_sweep(config)
         results = ResultsStore(store)

@@ -358,6 +358,11 @@ def test_sweep_dry_run_lists_cells_and_a_bad_config_is_a_usage_error(tmp_path):
     bad = invoke("sweep", str(config), "--store", store, "--backend", "inline")
     assert bad.exit_code == 2 and "lamb" in bad.output
     assert invoke("sweep", str(tmp_path / "none.toml")).exit_code == 2
+    elsewhere = tmp_path / "untouched.sqlite"
+    unknown = invoke("sweep", str(config), "--store", str(elsewhere), "--backend", "dask")
+    assert unknown.exit_code == 2 and "--backend" in unknown.output
+    assert "unknown back-end 'dask'; registered: inline, local, ray" in unknown.output
+    assert not elsewhere.exists()  # refused before the store was opened
 
 
 def test_plot_exact_dashes_the_expectation_of_runs_the_fast_path_covers(tmp_path, monkeypatch):
