@@ -15,7 +15,11 @@ from rich.table import Table
 from collapsebench.leaderboard.cli import app as leaderboard_app
 from collapsebench.terminal import console
 
-app = typer.Typer(help="collapsebench: model collapse under iterative retraining.", no_args_is_help=True)
+app = typer.Typer(
+    help="collapsebench: model collapse under iterative retraining.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",  # docstrings wrap as paragraphs, `code` shows as code
+)
 app.add_typer(leaderboard_app, name="leaderboard")
 
 StoreOption = Annotated[

@@ -17,7 +17,9 @@ if TYPE_CHECKING:  # the commands import the submission module (runner, store) o
     from collapsebench.leaderboard.submission import Verification
 
 app = typer.Typer(
-    help="The leaderboard: submissions, verification, the rendered board.", no_args_is_help=True
+    help="The leaderboard: submissions, verification, the rendered board.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",  # as the main app: docstrings wrap as paragraphs
 )
 
 RootOption = Annotated[Path, typer.Option("--root", help="the leaderboard folder (boards/, submissions/)")]
