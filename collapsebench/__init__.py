@@ -5,6 +5,7 @@ env = cb.make("Gaussian-mix-v0")
 policy = cb.make_policy("lambda-mix", lam=0.5)
 """
 
+import os
 from importlib import import_module
 from importlib.metadata import entry_points
 
@@ -23,6 +24,10 @@ from collapsebench.sweep import sweep
 
 __version__ = "0.1.0"
 
+# Modules of the user's to import with the catalog, comma-separated: a plugin without packaging.
+# ``collapsebench --import MODULE`` sets it, so that the worker processes it starts import them too.
+IMPORTS_ENV_VAR = "COLLAPSEBENCH_IMPORTS"
+
 
 def list_policies() -> list[str]:
     from collapsebench.policies import POLICIES
@@ -37,7 +42,8 @@ def list_models() -> list[str]:
 
 
 def _load_catalog() -> None:
-    """Register the bundled envs and baselines, then any third-party plugin packages.
+    """Register the bundled envs and baselines, then any third-party plugin packages, then the
+    modules named in ``$COLLAPSEBENCH_IMPORTS``.
 
     A plugin declares ``[project.entry-points."collapsebench.plugins"] name = "package.module"``;
     importing that module registers its envs, policies or models. Registration stores names only.
@@ -53,6 +59,14 @@ def _load_catalog() -> None:
             raise ImportError(
                 f"the collapsebench plugin {plugin.name!r} ({plugin.value}, declared by "
                 f"{plugin.dist.name if plugin.dist else 'an unknown package'}) failed to load: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+    for module in filter(None, (name.strip() for name in os.environ.get(IMPORTS_ENV_VAR, "").split(","))):
+        try:
+            import_module(module)
+        except Exception as error:
+            raise ImportError(
+                f"the module {module!r} named in ${IMPORTS_ENV_VAR} failed to import: "
                 f"{type(error).__name__}: {error}"
             ) from error
 

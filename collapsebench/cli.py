@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -21,6 +22,37 @@ app = typer.Typer(
     rich_markup_mode="markdown",  # docstrings wrap as paragraphs, `code` shows as code
 )
 app.add_typer(leaderboard_app, name="leaderboard")
+
+
+@app.callback()
+def _imports(
+    modules: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--import",
+            help="a module of yours to import first (from the current folder or the path): one that "
+            "registers envs, policies, models or metrics; repeatable. Worker processes import it too.",
+        ),
+    ] = None,
+) -> None:
+    from importlib import import_module
+
+    from collapsebench import IMPORTS_ENV_VAR
+
+    if not modules:
+        return
+    if os.getcwd() not in sys.path:  # as `python -m` would: the console script's own folder is not it
+        sys.path.insert(0, os.getcwd())
+    for module in modules:
+        try:
+            import_module(module)
+        except Exception as error:
+            raise typer.BadParameter(
+                f"{module!r} failed to import: {type(error).__name__}: {error}", param_hint="--import"
+            ) from None
+    named = [name for name in os.environ.get(IMPORTS_ENV_VAR, "").split(",") if name]
+    os.environ[IMPORTS_ENV_VAR] = ",".join(dict.fromkeys([*named, *modules]))
+
 
 StoreOption = Annotated[
     Path | None,

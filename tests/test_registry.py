@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -83,3 +85,36 @@ def test_a_plugin_package_registers_its_names_and_a_broken_one_is_named(tmp_path
     assert failed.returncode == 1
     assert "plugin 'broken_plugin' (broken_plugin, declared by broken_plugin)" in failed.stderr
     assert "RuntimeError: no weights file" in failed.stderr
+
+
+def test_a_module_of_ones_own_is_imported_by_the_command_and_by_its_workers(tmp_path):
+    """``collapsebench --import MODULE``: a policy in a file of the current folder, no packaging;
+    the sweep's worker processes see it too, as does any process given $COLLAPSEBENCH_IMPORTS."""
+    (tmp_path / "my_policies.py").write_text(HALF_WEIGHT_PLUGIN)
+    command = [str(Path(sys.executable).parent / "collapsebench"), "--import", "my_policies"]
+    tiny = ["--store", "s.sqlite", "--no-progress"]
+    env = {key: value for key, value in os.environ.items() if key != "COLLAPSEBENCH_IMPORTS"}
+
+    def shell(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(arguments, cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    ran = shell(*command, "run", "Gaussian-mix-v0", "--policy", "half-weight-synthetic", "--seeds", "0",
+                "--generations", "1", *tiny)  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    (tmp_path / "grid.toml").write_text(
+        'envs = "Gaussian-mix-v0"\nseeds = "1-2"\ngenerations = 1\n'
+        '[[agents]]\npolicy = "half-weight-synthetic"\n'
+    )
+    swept = shell(*command, "sweep", "grid.toml", "--workers", "2", *tiny)
+    assert swept.returncode == 0 and "2 run, 0 failed" in swept.stdout, swept.stdout + swept.stderr
+
+    names = "import collapsebench as cb; print(cb.list_policies())"
+    env.update(COLLAPSEBENCH_IMPORTS="my_policies", PYTHONPATH=str(tmp_path))
+    assert "'half-weight-synthetic'" in shell(sys.executable, "-c", names).stdout
+    env["COLLAPSEBENCH_IMPORTS"] = "no_such_module"
+    failed = shell(sys.executable, "-c", names)
+    assert failed.returncode == 1
+    assert "'no_such_module' named in $COLLAPSEBENCH_IMPORTS failed to import" in failed.stderr
+    del env["COLLAPSEBENCH_IMPORTS"]
+    missing = shell(command[0], "--import", "no_such_module", "list")
+    assert missing.returncode == 2 and "--import" in missing.stderr + missing.stdout
