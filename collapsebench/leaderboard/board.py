@@ -126,8 +126,7 @@ def score_track(
         )
         collapse = generations_until_collapse(curves, track.collapse_threshold, track.higher_is_better)
         stratum = track.key
-        model = submission["agent"]["model"]
-        with_track_model = (model["name"], canonical_json(model["params"])) == track.default_model()
+        with_track_model = track.trains_own_model(submission["agent"]["model"])
         policy = submission["agent"]["policy"]
         entries.append(
             Entry(

@@ -61,12 +61,11 @@ def _write(submission: dict[str, Any], root: Path, track: Track, path: Path | No
     default path holding another agent's submission is left alone: the command asks for ``--out``."""
     from collapsebench.cli import file_stem
     from collapsebench.leaderboard.submission import SubmissionError, agent_identity, read_submission
-    from collapsebench.store import canonical_json
 
     if path is None:
         agent = submission["agent"]
         name = agent["label"]
-        if (agent["model"]["name"], canonical_json(agent["model"]["params"])) != track.default_model():
+        if not track.trains_own_model(agent["model"]):
             name += f" · {agent['model']['name']}"
         path = root / "submissions" / track.slug / f"{file_stem(name)}.json"
         if path.exists():

@@ -338,21 +338,27 @@ def uninstalled_components(submission: dict[str, Any]) -> list[str]:
     from collapsebench.policies import POLICIES
 
     agent = submission["agent"]
-    policy = agent["policy"]
-    stages = policy["params"]["stages"] if ">" in policy["name"] else [{"policy": policy["name"]}]
-    missing = [f"policy {stage['policy']!r}" for stage in stages if stage["policy"] not in POLICIES]
+    stages = _recorded_stages(agent["policy"]["name"], agent["policy"]["params"])
+    missing = [f"policy {name!r}" for name, _ in stages if name not in POLICIES]
     if agent["model"]["name"] not in MODELS:
         missing.append(f"model {agent['model']['name']!r}")
     return missing
 
 
 def policy_from_record(name: str, params: dict[str, Any]) -> Any:
-    """The policy a submission names; composed policies are stored as ``a>b`` with their stages. Its
-    parameters as recorded: non-finite floats as strings (``restore_non_finite``)."""
+    """The policy a submission names, with its parameters as recorded: non-finite floats as strings
+    (``restore_non_finite``)."""
     from collapsebench.policies import compose, make_policy
 
-    params = restore_non_finite(params)
+    stages = [
+        make_policy(stage, **kwargs) for stage, kwargs in _recorded_stages(name, restore_non_finite(params))
+    ]
+    return compose(*stages) if ">" in name else stages[0]
 
+
+def _recorded_stages(name: str, params: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(policy name, parameters) of each stage of a recorded policy: composed policies are stored as
+    ``a>b`` with their stages in ``params["stages"]``, a single policy as itself."""
     if ">" in name:
-        return compose(*(make_policy(stage["policy"], **stage["params"]) for stage in params["stages"]))
-    return make_policy(name, **params)
+        return [(stage["policy"], stage["params"]) for stage in params["stages"]]
+    return [(name, params)]

@@ -83,16 +83,21 @@ class Track:
     def env_config(self) -> str:
         """The canonical env config every run of this track must have (model settings excluded: the
         agent chooses its model)."""
-        return _env_facts(self.env_id, json.dumps(self.env_kwargs(), sort_keys=True))[0]
+        return self._facts()[0]
 
     def metrics(self) -> tuple[str, ...]:
         """The metrics the track's env reports: what every run of a submission must carry."""
-        return _env_facts(self.env_id, json.dumps(self.env_kwargs(), sort_keys=True))[1]
+        return self._facts()[1]
 
-    def default_model(self) -> tuple[str, str]:
-        """The model the track's env trains when the agent names none: its name and its parameters
-        as runs record them (canonical JSON)."""
-        return _env_facts(self.env_id, json.dumps(self.env_kwargs(), sort_keys=True))[2]
+    def trains_own_model(self, model: dict[str, Any]) -> bool:
+        """Whether a submission's ``agent.model`` record (name, params) is the model the track's env
+        trains when the agent names none, with the parameters runs record for it."""
+        from collapsebench.store import canonical_json
+
+        return (model["name"], canonical_json(model["params"])) == self._facts()[2]
+
+    def _facts(self) -> tuple[str, tuple[str, ...], tuple[str, str]]:
+        return _env_facts(self.env_id, json.dumps(self.env_kwargs(), sort_keys=True))
 
 
 @functools.cache
