@@ -29,6 +29,11 @@ __version__ = "0.1.0"
 IMPORTS_ENV_VAR = "COLLAPSEBENCH_IMPORTS"
 
 
+def named_imports() -> list[str]:
+    """The modules ``$COLLAPSEBENCH_IMPORTS`` names, in order."""
+    return [name.strip() for name in os.environ.get(IMPORTS_ENV_VAR, "").split(",") if name.strip()]
+
+
 def list_policies() -> list[str]:
     from collapsebench.policies import POLICIES
 
@@ -61,7 +66,7 @@ def _load_catalog() -> None:
                 f"{plugin.dist.name if plugin.dist else 'an unknown package'}) failed to load: "
                 f"{type(error).__name__}: {error}"
             ) from error
-    for module in filter(None, (name.strip() for name in os.environ.get(IMPORTS_ENV_VAR, "").split(","))):
+    for module in named_imports():
         try:
             import_module(module)
         except Exception as error:

@@ -37,7 +37,7 @@ def _imports(
 ) -> None:
     from importlib import import_module
 
-    from collapsebench import IMPORTS_ENV_VAR
+    from collapsebench import IMPORTS_ENV_VAR, named_imports
 
     if not modules:
         return
@@ -50,8 +50,7 @@ def _imports(
             raise typer.BadParameter(
                 f"{module!r} failed to import: {type(error).__name__}: {error}", param_hint="--import"
             ) from None
-    named = [name for name in os.environ.get(IMPORTS_ENV_VAR, "").split(",") if name]
-    os.environ[IMPORTS_ENV_VAR] = ",".join(dict.fromkeys([*named, *modules]))
+    os.environ[IMPORTS_ENV_VAR] = ",".join(dict.fromkeys([*named_imports(), *modules]))
 
 
 StoreOption = Annotated[

@@ -31,6 +31,12 @@ TaskT = TypeVar("TaskT")
 ResultT = TypeVar("ResultT")
 
 
+def main_file() -> str | None:
+    """The main program's ``__file__``: what ``spawn`` workers re-run. None in a notebook or for
+    ``python -c``; a name that is no file for a program read from standard input (``<stdin>``)."""
+    return getattr(sys.modules.get("__main__"), "__file__", None)
+
+
 def available_cores() -> int:
     """The cores this process may run on (its affinity mask where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -145,12 +151,12 @@ class LocalExecutor(Executor):
     reruns_main_script = True
 
     def __init__(self, workers: int | None = None) -> None:
-        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-        if main_file is not None and not os.path.exists(main_file):
+        program = main_file()
+        if program is not None and not os.path.isfile(program):
             # spawn re-runs the main program from its file; one read from stdin has none, and every
             # worker would die at start-up with only "worker died" to show for it.
             raise ValueError(
-                f"the local back-end's worker processes re-run the main program, and {main_file!r} is "
+                f"the local back-end's worker processes re-run the main program, and {program!r} is "
                 "not a file (a program read from standard input?): save it to a file and run that, or "
                 "use backend='inline'"
             )

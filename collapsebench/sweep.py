@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import tomllib
 import traceback
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -52,7 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from collapsebench.executors import EXECUTORS, Resources, make_executor
+from collapsebench.executors import EXECUTORS, Resources, main_file, make_executor
 from collapsebench.first_models import FirstModelCache
 from collapsebench.models import MODELS
 from collapsebench.policies import POLICIES, CurationPolicy, build_policy
@@ -470,8 +469,8 @@ def _check_workers_can_import(used: Mapping[str, str], backend: str) -> None:
     from_main = sorted(name for name, module in used.items() if module == "__main__")
     if executor.runs_in_this_process or not from_main:
         return
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    is_script = main_file is not None and Path(main_file).is_file()
+    program = main_file()
+    is_script = program is not None and os.path.isfile(program)
     if executor.reruns_main_script and is_script:
         return  # each worker re-runs the script's top level, registrations included
     where = "the main script" if is_script else "an interactive session"
