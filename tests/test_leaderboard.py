@@ -92,6 +92,19 @@ def root(board_root, tmp_path) -> Path:
     return copy
 
 
+def described_commands(output: str, filled_in: dict[str, str]) -> dict[str, list[str]]:
+    """The ``run:`` and ``submit:`` commands ``leaderboard describe`` prints, as the arguments after
+    ``collapsebench``, with the placeholders of ``filled_in`` filled in."""
+    commands = {}
+    for line in output.splitlines():
+        if line.startswith(("run:", "submit:")):
+            step, command = line.split(": ", 1)
+            program, *arguments = (filled_in.get(word, word) for word in shlex.split(command))
+            assert program == "collapsebench"
+            commands[step] = arguments
+    return commands
+
+
 def submission_path(root: Path, name: str) -> Path:
     return root / "submissions" / "gaussian-tiny-v1" / f"{name}.json"
 
@@ -494,15 +507,11 @@ def test_describe_shows_the_tracks_and_an_unknown_track_id_is_a_usage_error(tmp_
 def test_describe_prints_the_commands_that_make_a_valid_entry(root, tmp_path):
     code, output = cli("leaderboard", "describe", "gaussian-tiny", "--root", str(root))
     assert code == 0, output
-    commands = dict(
-        line.split(": ", 1) for line in output.splitlines() if line.startswith(("run:", "submit:"))
-    )
-    assert "--env-param=n_real=30" in commands["run"]  # the track's settings, not the env's defaults
     filled_in = {"POLICY": "lambda-mix", "mine.sqlite": str(tmp_path / "mine.sqlite")}
+    commands = described_commands(output, filled_in)
+    assert "--env-param=n_real=30" in commands["run"]  # the track's settings, not the env's defaults
     for step, extra in (("run", ["--param", "lam=0.7", "--no-progress"]), ("submit", ["--param", "lam=0.7"])):
-        program, *arguments = (filled_in.get(word, word) for word in shlex.split(commands[step]))
-        assert program == "collapsebench"
-        code, output = cli(*arguments, *extra)
+        code, output = cli(*commands[step], *extra)
         assert code == 0, (step, output)
     made = submission_path(root, "lambda-mix_lam=0.7")
     code, output = cli("leaderboard", "validate", str(made), "--root", str(root))
@@ -531,13 +540,10 @@ def test_a_plugin_policy_goes_from_the_shell_to_a_verified_entry(root, tmp_path)
         return subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path)
 
     described = shell("leaderboard", "describe", "gaussian-tiny", "--root", str(root))
-    commands = dict(
-        line.split(": ", 1) for line in described.stdout.splitlines() if line.startswith(("run:", "submit:"))
-    )
     filled_in = {"POLICY": "half-weight-synthetic", "URL": "https://example.org/half-weight@v0.1"}
+    commands = described_commands(described.stdout, filled_in)
     for step, extra in (("run", ["--no-progress"]), ("submit", [])):
-        _, *arguments = (filled_in.get(word, word) for word in shlex.split(commands[step]))
-        done = shell(*arguments, *extra)
+        done = shell(*commands[step], *extra)
         assert done.returncode == 0, (step, done.stdout, done.stderr)
     made = submission_path(root, "half-weight-synthetic")
     assert read_submission(made)["agent"]["policy"] == {"name": "half-weight-synthetic", "params": {}}
