@@ -278,9 +278,13 @@ class progress_bar:
             transient=False,
         )
         self._bar.start()
-        task = self._bar.add_task(self.description, total=self.total)
-        return lambda steps: self._bar.advance(task, steps)
+        self._task = self._bar.add_task(self.description, total=self.total)
+        return lambda steps: self._bar.advance(self._task, steps)
 
-    def __exit__(self, *exc_info: object) -> None:
-        if self.enabled:
-            self._bar.stop()
+    def __exit__(self, error_type: type[BaseException] | None, *exc_info: object) -> None:
+        if not self.enabled:
+            return
+        if error_type is not None and self._bar.tasks[0].completed == 0:
+            # Nothing ran (a bad setting found while building the env): the error alone is the news.
+            self._bar.live.transient = True
+        self._bar.stop()

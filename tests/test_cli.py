@@ -108,6 +108,7 @@ def test_run_reports_bad_input_clearly(tmp_path):
         result = invoke("run", "Gaussian-mix-v0", "--policy", "lambda-mix", *setting, "--store", store)
         assert result.exit_code != 0 and named in result.output
         assert "--env-param / --model / --model-param" in result.output
+        assert "0/505" not in result.output  # no progress bar left standing above the error
     result = invoke(
         "run", "Gaussian-mix-v0", "--policy", "lambda-mix", "--add-metric", "tails", "--store", store
     )
