@@ -5,6 +5,7 @@ A sweep config is a small TOML file (examples in ``baselines/sweeps/``)::
     envs = ["Gaussian-mix-v0", "Gaussian-replace-v0"]
     seeds = "0-4"             # or a list: [0, 3, 5]
     generations = 20          # optional: every env's T
+    imports = ["my_policies"] # optional: modules of yours that register names the grid uses
 
     [[agents]]
     policy = "lambda-mix"
@@ -23,8 +24,10 @@ A sweep config is a small TOML file (examples in ``baselines/sweeps/``)::
 
 Every list value in ``params``, ``model_params`` and ``env_params`` (top level or per agent) is a grid
 axis; write a list that is one value as ``[[1, 2]]``. ``add_metrics`` (top level or per agent) is
-not: it is the one list of registered metrics each env scores beside its own. A *cell* is one
-lineage: (env, agent, seed).
+not: it is the one list of registered metrics each env scores beside its own. ``imports`` names
+modules imported before anything else is read, so that a grid can use the policies, models, metrics
+or envs they register; a module is looked up beside the config file first, then on the path. A
+*cell* is one lineage: (env, agent, seed).
 
 How results flow: the driver (the process that runs ``sweep``) is the store's only writer. It cuts
 every lineage into *chunks* of about ``chunk_seconds`` of compute. A worker runs a chunk from the
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import tomllib
 import traceback
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -68,7 +72,7 @@ from collapsebench.runner import (
 from collapsebench.scoring import METRICS, check_metric_names
 from collapsebench.store import ResultsStore, RunKey
 
-_TOP_LEVEL_KEYS = {"envs", "seeds", "generations", "env_params", "add_metrics", "agents"}
+_TOP_LEVEL_KEYS = {"imports", "envs", "seeds", "generations", "env_params", "add_metrics", "agents"}
 _AGENT_KEYS = {
     "envs",
     "seeds",
@@ -170,13 +174,17 @@ def grid(params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     return [dict(zip(names, combination, strict=True)) for combination in itertools.product(*axes.values())]
 
 
-def cells_from_config(config: Mapping[str, Any], source: str = "the sweep config") -> list[Cell]:
+def cells_from_config(
+    config: Mapping[str, Any], source: str = "the sweep config", folder: Path | None = None
+) -> list[Cell]:
     """Expand a parsed config (see the module docstring) into cells. Every problem is reported at
-    once, before anything runs."""
+    once, before anything runs. ``folder``: where the config's ``imports`` are looked up first (the
+    config file's own folder)."""
     problems: list[str] = []
     unknown = set(config) - _TOP_LEVEL_KEYS
     if unknown:
         problems.append(f"unknown top-level keys {sorted(unknown)}; expected {sorted(_TOP_LEVEL_KEYS)}")
+    _import_modules(config.get("imports"), folder, problems)  # first: they register the names below
     shared_envs = _env_ids(config.get("envs"), "envs", problems)
     try:
         seeds = parse_seeds(config.get("seeds", "0-4"))
@@ -245,6 +253,24 @@ def cells_from_config(config: Mapping[str, Any], source: str = "the sweep config
     return cells
 
 
+def _import_modules(value: Any, folder: Path | None, problems: list[str]) -> None:
+    """Import the modules ``imports`` names (a name or a list); a problem is noted, not raised."""
+    names = [value] if isinstance(value, str) else value
+    if names is None:
+        return
+    if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
+        problems.append(f"'imports' must be a module name or a list of them, got {value!r}")
+        return
+    if folder is not None and str(folder.resolve()) not in sys.path:
+        # Kept on the path: local workers start with this process's path, and import these modules.
+        sys.path.insert(0, str(folder.resolve()))
+    for name in names:
+        try:
+            import_module(name)
+        except Exception as error:  # whatever the module raises, the sweep reports it with the rest
+            problems.append(f"'imports': {name!r} failed to import: {type(error).__name__}: {error}")
+
+
 def _metric_names(value: Any, where: str, problems: list[str]) -> list[str]:
     """A list of metric names (absent: an empty list); a problem is noted, not raised."""
     if value is None:
@@ -279,7 +305,7 @@ def load_sweep(path: str | os.PathLike[str]) -> list[Cell]:
         raise FileNotFoundError(f"no sweep config at {path}") from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path} is not valid TOML: {error}") from None
-    return cells_from_config(config, source=str(path))
+    return cells_from_config(config, source=str(path), folder=path.parent)
 
 
 # ---------------------------------------------------------------------------------------------- chunks

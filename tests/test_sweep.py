@@ -511,6 +511,43 @@ def test_local_workers_import_the_module_that_registers_a_cells_policy(tmp_path,
     assert inline.ok and len(stored(tmp_path / "r.sqlite")) > 0
 
 
+def test_a_grid_imports_the_modules_it_names_from_its_own_folder(tmp_path, monkeypatch):
+    """``imports = [...]`` in a TOML grid: the module beside the config registers the policy the grid
+    uses, from any working folder, and the local workers import it too. Run as a user would, in a
+    fresh process, so that this test's own path and registry are left alone."""
+    folder = tmp_path / "grids"
+    folder.mkdir()
+    (folder / "grid_policies.py").write_text(HALF_WEIGHT_PLUGIN)
+    config = folder / "grid.toml"
+    config.write_text(
+        'imports = ["grid_policies"]\nenvs = "Gaussian-mix-v0"\nseeds = "0-1"\ngenerations = 2\n'
+        "env_params = { n_real = 50, n_synthetic = 50, n_test = 50, n_eval = 50 }\n"
+        '[[agents]]\npolicy = "half-weight-synthetic"\n'
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run(
+        _sweep_command(config, tmp_path / "r.sqlite", "--workers", "2", "--no-progress"),
+        cwd=elsewhere, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 run, 0 failed" in result.stdout
+    runs = ResultsStore(tmp_path / "r.sqlite").runs()
+    assert set(runs["policy"]) == {"half-weight-synthetic"} and len(stored(tmp_path / "r.sqlite")) > 0
+
+    monkeypatch.setattr(sys, "path", [*sys.path])  # load_sweep puts the grid's folder on it
+    for imports, problem in [
+        ('["no_such_module_of_yours"]', "'imports': 'no_such_module_of_yours' failed to import: "
+         "ModuleNotFoundError"),
+        ("3", "'imports' must be a module name or a list of them, got 3"),
+    ]:  # fmt: skip
+        config.write_text(config.read_text().replace('["grid_policies"]', imports, 1))
+        with pytest.raises(ValueError, match="is not a valid sweep") as refusal:
+            load_sweep(config)
+        assert problem in str(refusal.value)
+        config.write_text(config.read_text().replace(imports, '["grid_policies"]', 1))
+
+
 class _FreshWorkers(InlineExecutor):
     """Stands for Ray's workers (fresh processes that never run the main script) without starting
     Ray, which must not bind this machine's network: a refused sweep never gets to make it."""
