@@ -13,13 +13,19 @@ import numpy as np
 class RealSplit(Protocol):
     """The real data of one episode: a fixed test split, and training draws disjoint from it."""
 
-    test: np.ndarray  # (n_test, *sample_shape)
+    @property
+    def test(self) -> np.ndarray:
+        """(n_test, *sample_shape)"""
+        ...
 
     def draw_train(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
 
 
 class RealData(Protocol):
-    sample_shape: tuple[int, ...]
+    """A source of real items (an analytic distribution, an image set) that an env splits per episode."""
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]: ...
 
     @property
     def population_covariance(self) -> np.ndarray | None:

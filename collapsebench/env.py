@@ -109,6 +109,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
+    config: dict[str, Any]  # the resolved constructor arguments, set by __new__
 
     def __new__(cls, *args: Any, **kwargs: Any) -> CollapseEnv:
         instance = super().__new__(cls)

@@ -7,6 +7,7 @@ re-run; interrupted ones resume from their last committed generation.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -225,7 +226,7 @@ def evaluate(
     model: str | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
-    store: ResultsStore | str | None = None,
+    store: ResultsStore | str | os.PathLike[str] | None = None,
     progress: bool = True,
     checkpoint_every_s: float = 60.0,
     snapshots: int = 0,
