@@ -126,6 +126,9 @@ def test_generations_until_collapse_is_the_first_crossing_or_t_plus_one():
     curves = np.array([[0.0, 0.2, 0.5, 0.1], [0.0, 0.1, 0.1, 0.1]])
     assert generations_until_collapse(curves, 0.3, higher_is_better=False).tolist() == [2, 4]
     assert generations_until_collapse(1 - curves, 0.7, higher_is_better=True).tolist() == [2, 4]
+    # Reaching the threshold is not crossing it.
+    assert generations_until_collapse(curves, 0.5, higher_is_better=False).tolist() == [4, 4]
+    assert generations_until_collapse(curves, 0.0, higher_is_better=True).tolist() == [4, 4]
 
 
 def test_iqm_is_the_mean_of_the_middle_half():

@@ -161,6 +161,16 @@ def test_tail_mass_is_one_on_the_real_set_zero_when_collapsed_and_affine_invaria
     assert tail_mass(real, fake, tail=0.2) > tail_mass(real, fake, tail=0.05)
 
 
+def test_tail_mass_is_relative_to_the_real_share_beyond_the_radius_when_values_tie():
+    """Discrete items (pixels) tie at the tail radius: 3% of these lie strictly beyond the 95%
+    quantile, not 5%. The real set still scores exactly 1 against itself, and a model whose items all
+    lie out there scores 1 / 0.03."""
+    counts = {-3: 15, -2: 50, -1: 200, 0: 470, 1: 200, 2: 50, 3: 15}
+    real = np.repeat(list(counts), list(counts.values())).astype(np.float64)
+    assert tail_mass(real, real) == 1.0
+    assert tail_mass(real, np.array([-3.0, 3.0])) == pytest.approx(1 / 0.03)
+
+
 def test_tail_mass_leaves_out_directions_in_which_the_real_items_do_not_vary(rng):
     # Like an always-blank pixel: a constant real feature, on which the model puts a little noise.
     real, fake = rng.normal(size=(1000, 2)), rng.normal(0.0, 1.2, size=(800, 2))

@@ -116,6 +116,8 @@ def test_weighted_data_validates(rng):
             WeightedData(np.zeros((3, 1)), np.array(bad))
     assert len(WeightedData(np.zeros((2, 1)), np.array([0.5, 0.5 + 5e-6]))) == 2  # within tolerance
     assert WeightedData(np.zeros((4, 1)), np.full(4, 0.25)).effective_size == pytest.approx(4)
+    # Kish: (Σw)² / Σw² = 1 / (1/4 + 1/16 + 1/16) for weights 1/2, 1/4, 1/4: fewer than the 3 items.
+    assert WeightedData(np.zeros((3, 1)), np.array([0.5, 0.25, 0.25])).effective_size == pytest.approx(8 / 3)
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])

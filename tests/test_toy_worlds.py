@@ -214,6 +214,10 @@ def test_dedup_drops_copies_and_close_neighbours_only():
     synthetic = np.array([[0.0, 0.0], [1.0, 1.0], [1.0, 1.005], [1.0, 1.5], [5.0, 5.001]])
     weights = cb.make_policy("dedup", eps=0.01)(_pool_obs(real, synthetic))
     assert weights.tolist() == [1, 1, 0, 1, 0, 1, 0]
+    # Of two close synthetic items the older generation's is kept, wherever it sits in the pool.
+    obs = _pool_obs(real, np.array([[2.0, 2.0], [2.0, 2.005]]), generation=3)
+    obs["origin"][2:] = [2, 0]
+    assert cb.make_policy("dedup", eps=0.01)(obs).tolist() == [1, 1, 0, 1]
 
 
 def test_compose_mixes_lambda_times_the_real_mass_over_the_kept_items():
