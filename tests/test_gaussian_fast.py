@@ -23,6 +23,10 @@ SAMPLE_PATH = {  # the four loops, and two of the pairs that are a loop at an ex
     "accumulate": ("Gaussian-accumulate-v0", "accumulate", {}),
     "mix, full-synthetic": ("Gaussian-mix-v0", "full-synthetic", {}),
     "fresh, real-only": ("Gaussian-fresh-v0", "real-only", {}),
+    "mix, biased estimator": ("Gaussian-mix-v0", "lambda-mix", {"lam": 2.0}),
+}
+WORLD = {  # overrides of the spec's world; few points, so that the estimator's bias shows
+    "mix, biased estimator": {"model_kwargs": {"unbiased": False}, "n_real": 4, "n_synthetic": 4}
 }
 GENERATIONS, CHECKED = 20, (1, 5, 20)
 
@@ -30,7 +34,7 @@ GENERATIONS, CHECKED = 20, (1, 5, 20)
 def sample_path(loop: str, seeds: int) -> tuple[np.ndarray, np.ndarray]:
     """Fitted means and stds of the sample-based env, (generations + 1, seeds)."""
     env_id, policy, kwargs = SAMPLE_PATH[loop]
-    env = cb.make(env_id, generations=GENERATIONS, **CHEAP)
+    env = cb.make(env_id, generations=GENERATIONS, **CHEAP, **WORLD.get(loop, {}))
     agent = cb.make_policy(policy, **kwargs)
     means, stds = np.empty((GENERATIONS + 1, seeds)), np.empty((GENERATIONS + 1, seeds))
     for seed in range(seeds):
@@ -46,9 +50,11 @@ def sample_path(loop: str, seeds: int) -> tuple[np.ndarray, np.ndarray]:
 def test_fast_path_is_equal_in_distribution_to_the_sample_path(loop):
     means, stds = sample_path(loop, seeds=300)
     env_id, policy, kwargs = SAMPLE_PATH[loop]
-    fast = gaussian_lineages(env_id, policy, 4000, kwargs, seed=1, generations=GENERATIONS)
+    fast = gaussian_lineages(
+        env_id, policy, 4000, kwargs, seed=1, generations=GENERATIONS, **WORLD.get(loop, {})
+    )
     for generation in CHECKED:
-        # 2 statistics × 3 generations × 6 agents: a Bonferroni-safe level for 36 tests.
+        # 2 statistics × 3 generations × 7 agents: a Bonferroni-safe level for 42 tests.
         assert ks_2samp(stds[generation], fast.std[generation]).pvalue > 1e-3, (loop, generation, "std")
         assert ks_2samp(means[generation], fast.mean[generation]).pvalue > 1e-3, (loop, generation, "mean")
 

@@ -75,6 +75,16 @@ def test_prdc_matches_the_reference_package(rng, method, d, k, shift):
     assert ours == pytest.approx(reference, rel=1e-14, abs=0)
 
 
+@pytest.mark.parametrize("method", ["tree", "dense"])
+def test_prdc_matches_the_reference_package_where_items_sit_on_ball_boundaries(rng, method):
+    """Items on an integer lattice: many lie exactly at another's k-NN radius, and the definitions'
+    strict inequalities decide. Both methods draw the line where the reference does."""
+    real = rng.integers(0, 6, size=(300, 2)).astype(np.float64)
+    fake = rng.integers(0, 6, size=(250, 2)).astype(np.float64) * 1.5
+    ours = precision_recall_density_coverage(real, fake, 3, method=method)
+    assert ours == pytest.approx(_reference_prdc(real, fake, 3), rel=1e-14, abs=0)
+
+
 def test_prdc_sees_mode_collapse(rng):
     real = rng.normal(size=(500, 2))
     collapsed = rng.normal(size=(500, 2)) * 0.2  # all the mass in the centre of the real cloud
