@@ -225,10 +225,13 @@ def broken_variants(good: dict) -> dict[str, tuple[dict, list[str]]]:
         return json.loads(json.dumps(good))
 
     too_few = copy()
-    too_few["runs"], too_few["seeds"] = too_few["runs"][:3], too_few["seeds"][:3]
+    too_few["runs"], too_few["seeds"] = too_few["runs"][:4], too_few["seeds"][:4]  # one short
+    repeated_run = copy()
+    repeated_run["runs"].append(repeated_run["runs"][0])  # seed 0 twice: the same set of seeds
     bad_values = copy()
     bad_values["runs"][0]["metrics"]["fd"][1] = "nan"
     bad_values["runs"][1]["metrics"]["fd"] = bad_values["runs"][1]["metrics"]["fd"][:2]
+    bad_values["runs"][2]["metrics"]["w2"].append(0.5)  # one generation too many
     wrong_budget = copy()
     wrong_budget["env"]["config"] = wrong_budget["env"]["config"].replace('"n_real":30', '"n_real":31')
     wrong_metrics = copy()
@@ -240,8 +243,16 @@ def broken_variants(good: dict) -> dict[str, tuple[dict, list[str]]]:
     schema_errors["extra"] = 1
     schema_errors["runs"][0]["run_id"] = "not-a-run-id"
     return {
-        "too_few": (too_few, ["3 seeds; track gaussian-tiny/v1 needs at least 5"]),
-        "bad_values": (bad_values, ["seed 0: fd has a non-finite value ('nan')", "seed 1: fd has 2 values"]),
+        "too_few": (too_few, ["4 seeds; track gaussian-tiny/v1 needs at least 5"]),
+        "repeated_run": (repeated_run, ["runs are for seeds [0, 0, 1, 2, 3, 4], but 'seeds' lists"]),
+        "bad_values": (
+            bad_values,
+            [
+                "seed 0: fd has a non-finite value ('nan')",
+                "seed 1: fd has 2 values",
+                "seed 2: w2 has 5 values",
+            ],
+        ),
         "wrong_budget": (wrong_budget, ["env settings differ"]),
         "wrong_metrics": (
             wrong_metrics,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import sqlite3
@@ -115,6 +116,9 @@ def test_finishing_a_run_removes_a_checkpoint_a_killed_writer_left_half_written(
     stale = store.checkpoint_dir("run") / ".gen-00004.tmp.npz"  # what a SIGKILL mid-write leaves
     stale.write_bytes(b"partial")
     assert store.latest_checkpoint("run", at_most=10)[0] == 3  # the stale file is never read
+    store.save_checkpoint("run", 1, {"x": np.ones(2)})
+    generation, state = store.latest_checkpoint("run", at_most=2)  # none past what the store committed
+    assert generation == 1 and state["x"].tolist() == [1.0, 1.0]
     store.prune_checkpoints("run", keep_generation=None)
     assert not store.checkpoint_dir("run").exists()
 
@@ -140,6 +144,12 @@ def test_a_generation_is_committed_once_even_by_two_writers(tmp_path):
     assert key.run_id == run_id
     assert store.commit_generation(key, 1, {"fd": 123.0}, 0.0) is False
     assert len(store.to_dataframe()) == len(frame)
+    # Nor out of turn: a new run's generation 1 before its generation 0 leaves no gap behind.
+    fresh = dataclasses.replace(key, seed=99)
+    store.begin_run(fresh, "test")
+    assert store.commit_generation(fresh, 1, {"fd": 1.0}, 0.0) is False
+    assert store.completed_generations(fresh.run_id) == 0
+    assert store.commit_generation(fresh, 0, {"fd": 1.0}, 0.0) is True
 
 
 class _InterruptedConnection:
