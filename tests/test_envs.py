@@ -117,6 +117,13 @@ def test_mix_dynamics_keeps_the_real_set_and_the_newest_samples():
         origin = obs["origin"]
         assert np.array_equal(obs["samples"][origin == REAL], real)
         assert set(origin[obs["valid"] == 1]) == {REAL, generation}
+    # The env's pool cannot be edited in place (by a policy holding env.pool, say): its arrays are
+    # read-only, and the observation is a copy a policy may change freely.
+    for array in (env.unwrapped.pool.samples, env.unwrapped.pool.origin):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 7
+    obs["samples"][0] = 7.0
+    assert env.unwrapped.pool.samples[0] != 7.0
 
 
 def test_accumulate_dynamics_keeps_everything_and_fills_capacity_exactly():

@@ -36,6 +36,7 @@ from collapsebench.sweep import (
     load_sweep,
     parse_seeds,
     plan,
+    run_chunk,
     sweep,
 )
 
@@ -190,6 +191,24 @@ def test_a_sweep_equals_separate_evaluate_calls_and_skips_what_is_done(tmp_path)
     rerun = sweep(CONFIG, tmp_path / "sweep.sqlite", backend="inline", progress=False)
     assert rerun.skipped == 12 and rerun.run_ids == report.run_ids
     assert len(rerun.to_dataframe()) == len(report.to_dataframe())
+
+
+def test_a_cell_listed_twice_runs_once(tmp_path, monkeypatch):
+    """Two grid points that are the same lineage (here λ listed twice) share a run: it is computed
+    once, and the report lists its run id for each."""
+    chunks: list[str] = []
+
+    def counted(task):
+        chunks.append(task.cell.label)
+        return run_chunk(task)
+
+    # The module, not cb.sweep (the function, which shadows it as an attribute of the package).
+    monkeypatch.setattr(import_module("collapsebench.sweep"), "run_chunk", counted)
+    config = {**WORKER_CONFIG, "agents": [{"policy": "lambda-mix", "params": {"lam": [0.5, 0.5]}}]}
+    report = sweep(config, tmp_path / "r.sqlite", backend="inline", chunk_seconds=0, progress=False)
+    assert report.ok and len(report.run_ids) == 4 and len(set(report.run_ids)) == 2
+    assert len(chunks) == 2 * 3  # two lineages of three generations, one chunk each
+    assert len(stored(tmp_path / "r.sqlite")) > 0
 
 
 class _Crashing(InlineExecutor):
