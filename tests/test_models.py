@@ -71,6 +71,46 @@ def test_every_model_round_trips_through_its_state_dict(name, rng):
         assert np.allclose(model.log_prob(x[:20]), restored.log_prob(x[:20]))
 
 
+def _two_clusters(rng):
+    """100 items around x = −3 carrying 90% of the weight, 100 around x = +3 carrying 10%."""
+    left, right = rng.normal(size=(100, 2)) * 0.3 - [3, 0], rng.normal(size=(100, 2)) * 0.3 + [3, 0]
+    weights = np.r_[np.full(100, 0.9 / 100), np.full(100, 0.1 / 100)]
+    return WeightedData(np.concatenate([left, right]), weights)
+
+
+# Enough training for a flow to place its mass (the spline flow needs more steps than RealNVP).
+WEIGHTED_KWARGS = {"realnvp": {"initial_steps": 40, "hidden": 16}, "spline-flow": {"initial_steps": 100}}
+
+
+@pytest.mark.parametrize("name", [name for name in MODELS if name not in IMAGE_MODELS])
+def test_every_model_trains_on_the_weighted_distribution(name, rng):
+    """The curation policy's weights are the training distribution: a model trained with 90% of the
+    weight on the left cluster puts its samples' mean at the weighted mean (−2.4), not at the items'
+    mean (0)."""
+    model = cb.make_model(name, **WEIGHTED_KWARGS.get(name, {"n_components": 2} if name == "gmm" else {}))
+    model.fit(_two_clusters(rng), np.random.default_rng(1))
+    assert model.sample(4000, np.random.default_rng(2))[:, 0].mean() == pytest.approx(-2.4, abs=0.3)
+
+
+@pytest.mark.parametrize("name", IMAGE_MODELS)
+def test_image_models_draw_their_minibatches_with_the_weights(name, rng):
+    """The image models' shared training step draws each minibatch with the curation weights: with 90%
+    of the weight on dark images, 90% of the images the loss sees are dark."""
+    seen: list[float] = []
+
+    class Recording(type(cb.make_model(name))):
+        def loss(self, network, x1, generator):
+            seen.extend((x1.reshape(len(x1), -1).mean(dim=1) < 0).tolist())  # dark: below mid-grey
+            return super().loss(network, x1, generator)
+
+    dark = rng.integers(0, 40, (40, 1, 8, 8), dtype=np.uint8)
+    bright = rng.integers(215, 256, (40, 1, 8, 8), dtype=np.uint8)
+    weights = np.r_[np.full(40, 0.9 / 40), np.full(40, 0.1 / 40)]
+    model = Recording(**{**TINY_KWARGS[name], "initial_images": 2048, "batch_size": 64})
+    model.fit(WeightedData(np.concatenate([dark, bright]), weights), np.random.default_rng(1))
+    assert len(seen) == 2048 and np.mean(seen) == pytest.approx(0.9, abs=0.03)
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_model_records_its_parameters_with_defaults(name):
     model = cb.make_model(name)
