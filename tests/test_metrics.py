@@ -55,6 +55,11 @@ def test_frechet_is_zero_on_identical_sets_and_symmetric(rng):
     x, y = rng.normal(size=(300, 5)), rng.normal(size=(200, 5)) * 2
     assert frechet_distance_from_samples(x, x) == pytest.approx(0.0, abs=1e-9)
     assert frechet_distance_from_samples(x, y) == pytest.approx(frechet_distance_from_samples(y, x))
+    # FID's convention (pytorch-fid, torch-fidelity): the unbiased covariance of each set.
+    statistics = [(z.mean(axis=0), np.cov(z, rowvar=False, ddof=1)) for z in (x, y)]
+    assert frechet_distance_from_samples(x, y) == pytest.approx(
+        _scipy_frechet(*statistics[0], *statistics[1])
+    )
 
 
 def _reference_prdc(real, fake, k):

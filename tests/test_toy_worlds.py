@@ -119,6 +119,11 @@ def test_memorization_separates_copies_from_fresh_draws():
     train = ring.sample(1000, rng)
     assert memorization_fraction(train, train[:300] + 1e-7) == 1.0
     assert 0.4 < memorization_fraction(train, ring.sample(1000, rng)) < 0.75
+    # Each sample is judged by its own nearest training item's gap: 0.1 away is a copy of an item
+    # whose neighbour is 1 away, not of one whose neighbour is 0.01 away.
+    sparse, dense = np.array([[0.0, 0.0], [1.0, 0.0]]), np.array([[10.0, 0.0], [10.01, 0.0]])
+    samples = np.array([[0.0, 0.1], [1.0, 0.1], [10.0, 0.1], [10.01, 0.1]])
+    assert memorization_fraction(np.concatenate([sparse, dense]), samples) == 0.5
 
 
 def _pool_obs(real, synthetic, generation=1, capacity=None):
