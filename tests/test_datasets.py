@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import pickle
 import shutil
+import struct
 import tarfile
 
 import numpy as np
@@ -55,6 +56,55 @@ def test_idx_reader_rejects_a_truncated_file(tmp_path):
     path.write_bytes(b"\x12\x34\x08\x01")
     with pytest.raises(CorruptDataError, match="not an idx file"):
         datasets.read_idx(path)
+
+
+def test_idx_reader_follows_the_published_layout(tmp_path):
+    """The bytes as LeCun's page specifies them, not as our writer makes them: magic 0x00000803
+    (unsigned bytes, 3 dimensions), the dimensions as big-endian int32, then the data in C order."""
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(
+        b"\x00\x00\x08\x03" + b"".join(n.to_bytes(4, "big") for n in (2, 2, 3)) + bytes(range(12))
+    )
+    assert datasets.read_idx(path).tolist() == np.arange(12).reshape(2, 2, 3).tolist()
+
+
+def _py2_str(text: bytes) -> bytes:
+    """A Python 2 ``str`` as protocol 2 writes it (SHORT_BINSTRING, or BINSTRING when long)."""
+    if len(text) < 256:
+        return b"U" + bytes([len(text)]) + text
+    return b"T" + struct.pack("<i", len(text)) + text
+
+
+def _py2_int(n: int) -> bytes:
+    return b"K" + bytes([n]) if n < 256 else b"M" + struct.pack("<H", n)
+
+
+def _py2_cifar_batch(data: np.ndarray, labels: list[int]) -> bytes:
+    """A batch as the published files hold one: a dict pickled by Python 2's cPickle, protocol 2,
+    whose numpy array names ``numpy.core.multiarray`` and carries its pixels as a Python 2 str.
+    Written opcode by opcode, so that nothing of this Python or numpy shapes it."""
+    rows, columns = data.shape
+    array = (
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
+        + _py2_int(0) + b"\x85" + _py2_str(b"b") + b"\x87R"  # _reconstruct(ndarray, (0,), 'b')
+        + b"(" + _py2_int(1) + _py2_int(rows) + _py2_int(columns) + b"\x86"  # (1, shape, ...
+        + b"cnumpy\ndtype\n" + _py2_str(b"u1") + _py2_int(0) + _py2_int(1) + b"\x87R"  # dtype('u1', 0, 1)
+        + b"(" + _py2_int(3) + _py2_str(b"|") + b"NNN" + b"J\xff\xff\xff\xff" * 2 + _py2_int(0) + b"tb"
+        + b"\x89" + _py2_str(data.tobytes()) + b"tb"  # ..., not Fortran order, the pixels)
+    )  # fmt: skip
+    label_list = b"](" + b"".join(_py2_int(label) for label in labels) + b"e"
+    entries = _py2_str(b"batch_label") + _py2_str(b"testing batch 1 of 1") + _py2_str(b"labels")
+    return b"\x80\x02}(" + entries + label_list + _py2_str(b"data") + array + b"u."
+
+
+def test_cifar_reads_a_batch_as_python_2_pickled_the_published_files():
+    """Each row is 1024 red, then 1024 green, then 1024 blue bytes, each plane row-major (the CIFAR
+    page's layout): pixel (channel c, row r, column x) is byte c·1024 + r·32 + x."""
+    data = (np.arange(2 * 3072) % 251).astype(np.uint8).reshape(2, 3072)
+    images, labels = datasets.read_cifar_batch(_py2_cifar_batch(data, [3, 7]), "test_batch")
+    assert images.shape == (2, 3, 32, 32) and images.dtype == np.uint8 and labels.tolist() == [3, 7]
+    for image, channel, row, column in [(0, 0, 0, 1), (0, 1, 3, 4), (1, 2, 31, 31)]:
+        assert images[image, channel, row, column] == data[image, channel * 1024 + row * 32 + column]
 
 
 def test_cifar_extracted_folder_and_tarball_give_the_same_images(image_data, tmp_path):
