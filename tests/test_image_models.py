@@ -93,6 +93,35 @@ def test_digits_pool_holds_uint8_images_with_provenance():
     assert set(env.unwrapped.last_step_seconds) == {"train", "sample", "score", "update"}
 
 
+class _FixedPixels(cb.GenerativeModel):
+    """Samples every pixel from a fixed list of float values, out of range and between integers."""
+
+    values = np.array([-3.2, 0.4, 0.6, 127.5, 128.5, 254.6, 300.0, 17.0])
+
+    def fit(self, data, rng):
+        self.shape = data.samples.shape[1:]
+
+    def sample(self, n, rng):
+        return np.resize(self.values, (n, *self.shape))
+
+    def state_dict(self):
+        return {"shape": np.array(self.shape)}
+
+    def load_state_dict(self, state):
+        self.shape = tuple(state["shape"])
+
+
+def test_model_samples_enter_an_image_pool_as_saved_images_would():
+    """Float samples become pixels as saving an image makes them: rounded to the nearest integer
+    (halves to even, numpy's rint) and clipped to 0..255, never wrapped around."""
+    env = cb.make("Digits-mix-v0", generations=1, n_test=40, n_eval=40, model=_FixedPixels())
+    obs, _ = env.reset(seed=0)
+    _, _, _, _, info = env.step(np.asarray(obs["valid"], dtype=np.float64))
+    assert info["samples"].dtype == np.uint8
+    expected = np.array([0, 0, 1, 128, 128, 255, 255, 17], dtype=np.uint8)
+    assert np.array_equal(info["samples"].reshape(-1)[:8], expected)
+
+
 def test_an_interrupted_digits_run_resumes_to_the_uninterrupted_result(tmp_path):
     env_kwargs = {"generations": 3, "n_test": 40, "n_eval": 40, "model_kwargs": TINY_MLP}
     policy = cb.make_policy("lambda-mix", lam=1.0)
