@@ -100,6 +100,33 @@ def test_policy_rng_depends_only_on_seed_and_generation():
     assert policy.rng_for({"generation": 1}).random() != a
 
 
+def test_each_lineage_seeds_its_policy_and_every_stage_of_a_composition(tmp_path):
+    """A stochastic policy's draws belong to the lineage: each seed's run resets the policy (and each
+    stage of a composed one) with that seed, so two seeds never share curation randomness."""
+    draws: dict[int, list[int]] = {}
+
+    class RecordingDraws(cb.CurationPolicy):
+        def __call__(self, obs):
+            draws.setdefault(self._seed, []).append(int(self.rng_for(obs).integers(2**31)))
+            return np.asarray(obs["valid"], dtype=np.float64)
+
+    POLICIES.register("recording-draws-test")(RecordingDraws)
+    try:
+        for policy in (
+            cb.make_policy("recording-draws-test"),
+            cb.compose(cb.make_policy("lambda-mix"), cb.make_policy("recording-draws-test")),
+        ):
+            draws.clear()
+            cb.evaluate(
+                "Gaussian-mix-v0", policy, seeds=[3, 4], generations=2, store=tmp_path / "r.sqlite",
+                env_kwargs={"n_test": 20, "n_eval": 20}, progress=False,
+            )  # fmt: skip
+            assert sorted(draws) == [3, 4] and all(len(seen) == 3 for seen in draws.values())
+            assert draws[3] != draws[4]
+    finally:
+        POLICIES.unregister("recording-draws-test")
+
+
 def test_policy_label_and_params_record_defaults():
     assert cb.make_policy("lambda-mix").params == {"lam": 1.0}
     assert cb.make_policy("lambda-mix", lam=0.5).label == "lambda-mix(lam=0.5)"
