@@ -14,6 +14,7 @@ import collapsebench as cb
 from collapsebench.pool import EMPTY, REAL
 from collapsebench.rewards import REWARDS
 from collapsebench.runner import env_config
+from collapsebench.scoring import METRICS
 
 from conftest import TINY_MLP, fast_model, rollout, tiny_overrides
 
@@ -221,6 +222,42 @@ def test_random_streams_are_numpys_default_rng_of_root_seed_stream_and_index(see
     for stream, index in [(1, 0), (1, 1), (2, 0), (3, 3), (5, 2), (6, 3), (4, 4), (6, 2**32 + 5)]:
         expected = np.random.default_rng([root, stream, index]).bit_generator.state
         assert env._rng(stream, index).bit_generator.state == expected
+
+
+def test_each_stage_of_a_step_draws_from_its_own_stream():
+    """Training, the pool's new samples, the evaluation samples and the metrics' seed each have a
+    stream of their own (per generation): the samples a model is scored on are not the samples it
+    added to the pool, changing n_eval changes no item of the pool, and sliced W2's directions change
+    with the generation."""
+    recorded: list[np.ndarray] = []
+    gaussian = type(cb.make_model("gaussian"))
+
+    class RecordingGaussian(gaussian):
+        def sample(self, n, rng):
+            recorded.append(samples := super().sample(n, rng))
+            return samples
+
+    seeds: list[int] = []
+    METRICS.register("seed-probe-test")(lambda evaluation: seeds.append(evaluation.seed) or 0.0)
+    pools = []
+    try:
+        for n_eval in (20, 50):
+            recorded.clear()
+            env = cb.make(
+                "Gaussian-mix-v0", generations=2, n_test=20, n_eval=n_eval, model=RecordingGaussian(),
+                metrics=("fd", "seed-probe-test"),
+            )  # fmt: skip
+            obs, _ = env.reset(seed=0)
+            for _ in range(3):
+                obs, *_ = env.step(np.asarray(obs["valid"], dtype=np.float64))
+            pools.append(obs["samples"])
+            new_samples, evaluated = recorded[0], recorded[1]  # generation 0: n_synthetic, then n_eval
+            assert len(new_samples) == 100 and len(evaluated) == n_eval
+            assert not np.isin(evaluated, new_samples).any()
+    finally:
+        METRICS.unregister("seed-probe-test")
+    assert np.array_equal(pools[0], pools[1])
+    assert seeds[:3] == seeds[3:] and len(set(seeds[:3])) == 3  # per generation, the same per episode
 
 
 def test_weight_on_empty_slots_is_ignored_when_valid_items_have_weight():
