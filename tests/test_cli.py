@@ -182,7 +182,8 @@ def test_plot_without_results_says_so(tmp_path):
     [("0.5", 0.5), ("3", 3), ("inf", float("inf")), ("true", True), ("scott", "scott"), ("[1, 2]", [1, 2])],
 )
 def test_parse_value(text, value):
-    assert parse_value(text) == value
+    # The type too: "3" read as 3.0 would record another agent than the Python API's 3.
+    assert parse_value(text) == value and type(parse_value(text)) is type(value)
 
 
 def test_parse_seeds():

@@ -24,7 +24,14 @@ import pandas as pd
 import pytest
 
 import collapsebench as cb
-from collapsebench.executors import EXECUTORS, InlineExecutor, Resources, make_executor
+from collapsebench.executors import (
+    EXECUTORS,
+    THREAD_VARIABLES,
+    InlineExecutor,
+    Resources,
+    available_cores,
+    make_executor,
+)
 from collapsebench.policies import POLICIES, CurationPolicy
 from collapsebench.registration import default_settings
 from collapsebench.store import ResultsStore
@@ -297,6 +304,14 @@ def test_the_local_pool_refuses_a_main_program_read_from_stdin():
     assert result.returncode == 1
     assert "ValueError: the local back-end's worker processes re-run the main program" in result.stderr
     assert "'<stdin>' is not a file" in result.stderr and "backend='inline'" in result.stderr
+
+
+def test_local_workers_share_the_cores_among_their_thread_pools():
+    """Each of N workers sizes numpy's and torch's thread pools to its share of the cores: N workers
+    with all the cores each would thrash."""
+    with make_executor("local", workers=2) as executor:
+        futures = [executor.submit(os.getenv, name, Resources()) for name in THREAD_VARIABLES]
+        assert [future.result(timeout=120) for future in futures] == [str(max(1, available_cores() // 2))] * 3
 
 
 def test_the_local_pool_restarts_when_a_worker_died_before_a_submit():
