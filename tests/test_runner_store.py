@@ -329,6 +329,24 @@ def test_runs_of_one_agent_under_other_env_settings_are_told_apart(tmp_path):
     last = by_setting.apply(lambda rows: rows[rows["generation"] == 1]["value"].mean())
     assert summary["mean"].tolist() == pytest.approx([last['{"n_real":100}'], last['{"n_real":20}']])
 
+    # Settings are compared within an env: runs of another env, whose configs differ in everything,
+    # neither gain labels nor change these; and the store selects by env as asked.
+    cb.evaluate(
+        "Gaussian-replace-v0", policy="full-synthetic", seeds=range(2), generations=1,
+        env_kwargs=SMALL, store=store, progress=False,
+    )  # fmt: skip
+    results = ResultsStore(store)
+    everything = results.to_dataframe()
+    assert set(everything[everything["env_id"] == "Gaussian-replace-v0"]["env_settings"]) == {"{}"}
+    replace = results.to_dataframe(env_id="Gaussian-replace-v0")
+    assert set(replace["env_id"]) == {"Gaussian-replace-v0"} and set(replace["env_settings"]) == {"{}"}
+    mix = results.to_dataframe(env_id="Gaussian-mix-v0")
+    assert mix.drop(columns="env_settings").equals(frame.drop(columns="env_settings"))
+    assert set(mix["env_settings"]) == {'{"n_real":100}', '{"n_real":20}'}
+    assert set(results.runs(env_id="Gaussian-replace-v0")["env_id"]) == {"Gaussian-replace-v0"}
+    one_run = replace["run_id"].iloc[0]
+    assert results.to_dataframe([one_run], env_id="Gaussian-mix-v0").empty  # both conditions hold
+
 
 def test_labels_name_the_model_settings_runs_differ_in():
     frame = pd.DataFrame(
