@@ -6,7 +6,6 @@ import json
 import math
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -35,21 +34,15 @@ def _imports(
         ),
     ] = None,
 ) -> None:
-    from importlib import import_module
-
     from collapsebench import IMPORTS_ENV_VAR, named_imports
+    from collapsebench.registry import import_registering_modules
 
     if not modules:
         return
-    if os.getcwd() not in sys.path:  # as `python -m` would: the console script's own folder is not it
-        sys.path.insert(0, os.getcwd())
-    for module in modules:
-        try:
-            import_module(module)
-        except Exception as error:
-            raise typer.BadParameter(
-                f"{module!r} failed to import: {type(error).__name__}: {error}", param_hint="--import"
-            ) from None
+    # From the current folder, as `python -m` would: the console script's own folder is not it.
+    problems = import_registering_modules(modules, folder=os.getcwd())
+    if problems:
+        raise typer.BadParameter("; ".join(problems), param_hint="--import")
     os.environ[IMPORTS_ENV_VAR] = ",".join(dict.fromkeys([*named_imports(), *modules]))
 
 

@@ -6,10 +6,31 @@ warns, which hides typos in plugins), and looking up an unknown name lists the n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from importlib import import_module
+from pathlib import Path
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+def import_registering_modules(
+    names: Iterable[str], folder: str | os.PathLike[str] | None = None
+) -> list[str]:
+    """Import modules of the user's that register names (``--import``, a sweep's ``imports``), looked
+    up in ``folder`` first, which stays on the path: spawned workers start with this process's path.
+    Returns one problem per module that failed (``'name' failed to import: Error: message``)."""
+    if folder is not None and str(Path(folder).resolve()) not in sys.path:
+        sys.path.insert(0, str(Path(folder).resolve()))
+    problems = []
+    for name in names:
+        try:
+            import_module(name)
+        except Exception as error:  # whatever a user's module raises, the caller reports it
+            problems.append(f"{name!r} failed to import: {type(error).__name__}: {error}")
+    return problems
 
 
 class Registry(Generic[T]):

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import tomllib
 import traceback
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -60,6 +59,7 @@ from collapsebench.first_models import FirstModelCache
 from collapsebench.models import MODELS
 from collapsebench.policies import POLICIES, CurationPolicy, build_policy
 from collapsebench.registration import registering_module, spec, with_added_metrics
+from collapsebench.registry import import_registering_modules
 from collapsebench.rewards import REWARDS
 from collapsebench.runner import (
     GenerationRecord,
@@ -261,14 +261,7 @@ def _import_modules(value: Any, folder: Path | None, problems: list[str]) -> Non
     if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
         problems.append(f"'imports' must be a module name or a list of them, got {value!r}")
         return
-    if folder is not None and str(folder.resolve()) not in sys.path:
-        # Kept on the path: local workers start with this process's path, and import these modules.
-        sys.path.insert(0, str(folder.resolve()))
-    for name in names:
-        try:
-            import_module(name)
-        except Exception as error:  # whatever the module raises, the sweep reports it with the rest
-            problems.append(f"'imports': {name!r} failed to import: {type(error).__name__}: {error}")
+    problems += [f"'imports': {problem}" for problem in import_registering_modules(names, folder)]
 
 
 def _metric_names(value: Any, where: str, problems: list[str]) -> list[str]:
