@@ -96,17 +96,19 @@ def parse_seeds(text: str) -> list[int]:
 def list_command() -> None:
     """Registered envs, curation policies, models and metrics."""
     import collapsebench as cb
+    from collapsebench.registration import default_settings
     from collapsebench.scoring import METRICS
 
     table = Table("env id", "model", "n_real", "T", "headline", title="environments")
     for env_id in cb.list_envs():
-        kwargs = cb.spec(env_id).kwargs
+        # What the env is built with: a spec may leave the model (or more) to its class's defaults.
+        settings = default_settings(env_id)
         table.add_row(
             env_id,
-            str(kwargs["model"]),
-            str(kwargs.get("n_real", "")),
-            str(kwargs["generations"]),
-            str(kwargs.get("headline_metric", "")),
+            str(settings.get("model", "")),
+            str(settings.get("n_real", "")),
+            str(settings["generations"]),
+            str(settings.get("headline_metric", "")),
         )
     console.print(table)
     console.print("[bold]policies:[/]", ", ".join(cb.list_policies()))

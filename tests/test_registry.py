@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import gymnasium as gym
 import pytest
+from typer.testing import CliRunner
 
 import collapsebench as cb
+from collapsebench.cli import app
 from collapsebench.registry import Registry
 
 from conftest import HALF_WEIGHT_PLUGIN, write_plugin
@@ -31,6 +34,12 @@ def test_a_new_env_version_registers_in_both_registries():
     assert "TestWide-mix-v1" in cb.list_envs()
     env = gym.make("collapsebench/TestWide-mix-v1")
     assert env.unwrapped.real_data.cov[0, 0] == 9.0
+    # `collapsebench list` shows it with what its spec leaves to the class: the model, n_real.
+    listed = CliRunner().invoke(app, ["list"])
+    assert listed.exit_code == 0, listed.output
+    assert re.search(r"TestWide-mix-v1\s*│\s*gaussian\s*│\s*100\s*│\s*2\s*│\s*fd", listed.output), (
+        listed.output
+    )
 
 
 def test_unknown_names_say_what_exists():
