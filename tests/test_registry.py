@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import gymnasium as gym
@@ -11,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import collapsebench as cb
+from collapsebench import registration
 from collapsebench.cli import app
 from collapsebench.registry import Registry
 
@@ -27,7 +29,21 @@ def test_env_ids_must_carry_a_version():
         cb.register_env("Gaussian-unversioned", "collapsebench.envs.gaussian:GaussianEnv", {"generations": 3})
 
 
-def test_a_new_env_version_registers_in_both_registries():
+@pytest.fixture
+def catalog_restored() -> Iterator[None]:
+    """Leaves the env catalog (ours and gymnasium's) as it was: envs have no public unregister, and an
+    env a test adds would otherwise show in every later test's listing."""
+    saved = {table: dict(getattr(registration, table)) for table in ("_SPECS", "_DOCS", "_REGISTERED_IN")}
+    saved_gym = dict(gym.registry)
+    yield
+    for table, entries in saved.items():
+        getattr(registration, table).clear()
+        getattr(registration, table).update(entries)
+    gym.registry.clear()
+    gym.registry.update(saved_gym)
+
+
+def test_a_new_env_version_registers_in_both_registries(catalog_restored: None):
     cb.register_env(
         "TestWide-mix-v1", "collapsebench.envs.gaussian:GaussianEnv", {"generations": 2, "std": 3.0}
     )
