@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from importlib import import_module
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -349,6 +349,135 @@ def test_the_cells_resources_follow_the_model():
     assert cb.models.MODELS.get(cb.spec(image_cell.env_id).kwargs["model"]).wants_accelerator
     assert not cb.models.MODELS.get("gaussian").wants_accelerator
     assert Cell("Gaussian-mix-v0", ("real-only",), 0).gpus is None
+
+
+class _FakeRay(ModuleType):
+    """Ray's API as the ray back-end uses it, running each task at once in this process and recording
+    what it was asked for: the mapping from a cell's needs to Ray's options, without a cluster."""
+
+    class exceptions:  # named as Ray's module
+        class WorkerCrashedError(Exception): ...
+
+        class NodeDiedError(Exception): ...
+
+        class ObjectLostError(Exception): ...
+
+    def __init__(self, gpus: int, initialized: bool = False) -> None:
+        super().__init__("ray")
+        self.gpus, self.initialized = gpus, initialized
+        self.init_calls: list[dict[str, Any]] = []
+        self.remote_calls: list[dict[str, Any]] = []
+        self.task_options: list[dict[str, float]] = []
+        self.shutdowns = 0
+
+    def is_initialized(self) -> bool:
+        return self.initialized
+
+    def init(self, **options: Any) -> None:
+        self.init_calls.append(options)
+        self.initialized = True
+
+    def cluster_resources(self) -> dict[str, float]:
+        return {"CPU": 8.0, **({"GPU": float(self.gpus)} if self.gpus else {})}
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+        self.initialized = False
+
+    def remote(self, **options: Any):
+        self.remote_calls.append(options)
+        fake = self
+
+        def wrap(function):
+            class Remote:
+                def options(self, **task_options: float):
+                    fake.task_options.append(task_options)
+                    return self
+
+                def remote(self, task):
+                    future: Future = Future()
+                    future.set_result(function(task))
+                    return SimpleNamespace(future=lambda: future)
+
+            return Remote()
+
+        return wrap
+
+
+@pytest.fixture
+def fake_ray(monkeypatch):
+    def install(gpus: int, initialized: bool = False) -> _FakeRay:
+        fake = _FakeRay(gpus, initialized)
+        monkeypatch.setitem(sys.modules, "ray", fake)
+        return fake
+
+    return install
+
+
+@pytest.fixture
+def accelerated_gaussian():
+    """The gaussian model, marked as wanting an accelerator (as the image models are)."""
+    models = cb.models.MODELS
+    accelerated = type("AcceleratedGaussian", (models.get("gaussian"),), {"wants_accelerator": True})
+    models.register("accelerated-gaussian-test")(accelerated)
+    yield accelerated
+    models.unregister("accelerated-gaussian-test")
+
+
+RESOURCE_CONFIG = {
+    **{key: value for key, value in CONFIG.items() if key != "agents"},
+    "envs": "Gaussian-mix-v0",
+    "seeds": 0,
+    "generations": 1,
+    "agents": [
+        {"policy": "real-only"},
+        {"policy": "real-only", "model": "accelerated-gaussian-test"},
+        {"policy": "full-synthetic", "model": "accelerated-gaussian-test", "resources": {"gpus": 0}},
+        {"policy": "lambda-mix", "params": {"lam": 1.0}, "resources": {"cpus": 2, "gpus": 0.5}},
+    ],
+}
+
+
+@pytest.mark.parametrize("cluster_gpus", [0, 2])
+def test_the_ray_backend_asks_ray_for_what_each_cell_needs(
+    tmp_path, fake_ray, accelerated_gaussian, cluster_gpus
+):
+    """A model that wants an accelerator gets one GPU where the cluster has GPUs and none where it has
+    none; a cell's own ``resources`` win; Ray's own retries stay off (the driver reruns from the store)."""
+    ray = fake_ray(cluster_gpus)
+    report = sweep(
+        RESOURCE_CONFIG, tmp_path / "r.sqlite", backend="ray", workers=3, chunk_seconds=60, progress=False
+    )
+    assert report.ok and report.skipped == 0
+    assert ray.init_calls == [
+        {"address": "local", "logging_level": "WARNING", "include_dashboard": False, "num_cpus": 3}
+    ]
+    assert ray.remote_calls == [{"max_retries": 0}]  # one remote function, made once
+    accelerator = 1.0 if cluster_gpus else 0.0
+    assert ray.task_options == [
+        {"num_cpus": 1.0, "num_gpus": 0.0},
+        {"num_cpus": 1.0, "num_gpus": accelerator},
+        {"num_cpus": 1.0, "num_gpus": 0.0},
+        {"num_cpus": 2.0, "num_gpus": 0.5},
+    ]
+    assert ray.shutdowns == 1
+
+
+def test_the_ray_backend_joins_a_cluster_by_address_or_one_already_started(fake_ray):
+    ray = fake_ray(gpus=0)
+    executor = make_executor("ray", workers=4, address="auto")
+    assert ray.init_calls == [{"address": "auto", "logging_level": "WARNING"}]  # the cluster's CPUs
+    assert executor.crash_errors == (
+        ray.exceptions.WorkerCrashedError,
+        ray.exceptions.NodeDiedError,
+        ray.exceptions.ObjectLostError,
+    )
+    executor.close()
+    assert ray.shutdowns == 1
+    ray = fake_ray(gpus=0, initialized=True)  # the user's own ray.init() came first: theirs to end
+    with make_executor("ray") as executor:
+        assert executor.submit(abs, -3, Resources()).result() == 3
+    assert ray.init_calls == [] and ray.shutdowns == 0
 
 
 # ------------------------------------------------------------------ real processes
