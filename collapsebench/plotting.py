@@ -235,7 +235,8 @@ def plot_samples(
         for g in generations
     ):
         raise ValueError("sample scatter plots are for 2-D worlds")
-    first_real = snapshots[generations[0]]["pool"]
+    first = snapshots[generations[0]]
+    first_real = np.asarray(first["pool"])[np.asarray(first["origin"]) < 0]
     low, high = np.percentile(first_real, [0.5, 99.5], axis=0)
     pad = 0.25 * (high - low)
     limits = list(zip(low - pad, high + pad, strict=True))
@@ -253,7 +254,7 @@ def plot_samples(
         top.scatter(*pool[real].T, s=2, c="black", label="real")
         synthetic = (origin >= 0) & ~dropped
         top.scatter(*pool[synthetic].T, s=2, c=colours(origin[synthetic] / last), label="synthetic")
-        bottom.scatter(*first_real[snapshots[generations[0]]["origin"] < 0].T, s=2, c="0.85")
+        bottom.scatter(*first_real.T, s=2, c="0.85")
         bottom.scatter(*snap["samples"].T, s=2, c=[colours(generation / last)])
         top.set_title(f"pool trained on, gen {generation}", fontsize=9)
         bottom.set_title(f"samples of gen {generation}", fontsize=9)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PolyCollection
 
-from collapsebench.plotting import plot_curves, summarize
+from collapsebench.plotting import plot_curves, plot_samples, summarize
 
 
 def results(values_by_seed: dict[int, list[float]]) -> pd.DataFrame:
@@ -101,3 +101,94 @@ def test_the_summary_median_is_the_middle_seed_not_the_mean():
     assert row["median"] == 0.3 and row["mean"] == pytest.approx(1.5)
     at = summarize(results({0: [0.2, 9.0], 1: [0.3, 8.0], 2: [4.0, 7.0]}), ["fd"], generation=0).iloc[0]
     assert (at["generation"], at["median"]) == (0, 0.3)
+
+
+def _drawn(monkeypatch) -> list:
+    """Keeps each figure a plot function closes, to read what it drew."""
+    figures: list = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    return figures
+
+
+def test_the_sample_panels_show_the_pool_by_provenance_and_weight_above_the_samples(tmp_path, monkeypatch):
+    """Top: the pool a generation trained on: real in black, synthetic coloured by the generation that
+    made it, items the policy gave no weight as grey crosses. Bottom: the first pool's real items in
+    light grey behind the generation's samples, in that generation's colour."""
+    real = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    first_pool = np.vstack([real, [[9.0, 9.0]]])  # with the first model's sample (generation 0)
+    snapshots = {
+        0: {
+            "pool": first_pool,
+            "origin": np.array([-1, -1, -1, 0]),
+            "weights": np.ones(4),
+            "samples": real + 0.1,
+        },
+        4: {
+            "pool": np.vstack([real, [[2.0, 2.0], [3.0, 3.0], [4.0, 4.0]]]),
+            "origin": np.array([-1, -1, -1, 0, 3, 3]),
+            "weights": np.array([1.0, 0.0, 1.0, 1.0, 0.5, 0.0]),  # a real and a gen-3 item dropped
+            "samples": np.array([[5.0, 5.0], [6.0, 6.0]]),
+        },
+    }
+    figures = _drawn(monkeypatch)
+    png = plot_samples(snapshots, tmp_path / "new" / "folder" / "s.png", title="a run")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    (figure,) = figures
+    assert figure.texts[0].get_text() == "a run"
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert legend == ["no weight", "real", "synthetic"]
+    top, bottom = figure.axes[1], figure.axes[3]  # generation 4's column: axes run row by row
+    no_weight, black, synthetic = top.collections
+    assert no_weight.get_offsets().tolist() == [[1.0, 0.0], [4.0, 4.0]]
+    assert black.get_offsets().tolist() == [[0.0, 0.0], [0.0, 1.0]]
+    assert mcolors.same_color(black.get_facecolor(), "black")
+    assert synthetic.get_offsets().tolist() == [[2.0, 2.0], [3.0, 3.0]]
+    viridis = plt.get_cmap("viridis")
+    assert np.allclose(synthetic.get_facecolor(), [viridis(0 / 4), viridis(3 / 4)])
+    backdrop, samples = bottom.collections
+    assert backdrop.get_offsets().tolist() == real.tolist()  # not the first pool's synthetic item
+    assert samples.get_offsets().tolist() == [[5.0, 5.0], [6.0, 6.0]]
+    assert np.allclose(samples.get_facecolor(), [viridis(1.0)])
+    assert [axis.get_title() for axis in figure.axes] == [
+        "pool trained on, gen 0", "pool trained on, gen 4", "samples of gen 0", "samples of gen 4"
+    ]  # fmt: skip
+    # Every panel on the same scale, from the first pool's real items with a margin: the drift shows.
+    assert len({(axis.get_xlim(), axis.get_ylim()) for axis in figure.axes}) == 1
+    (x_low, x_high), (y_low, y_high) = top.get_xlim(), top.get_ylim()
+    assert x_low < 0.0 and 1.0 < x_high < 2.0 and y_low < 0.0 and 1.0 < y_high < 2.0
+
+
+def test_the_image_grid_shows_real_images_then_each_generations_samples(tmp_path, monkeypatch):
+    def images(values: list[int]) -> np.ndarray:  # (n, 1, 2, 3): one grey level per image
+        return np.array(values, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 3), np.uint8)
+
+    snapshots = {
+        0: {"pool": images([10, 20, 30]), "origin": np.array([-1, 0, -1]), "samples": images([40])},
+        2: {"pool": images([10]), "origin": np.array([-1]), "samples": images([50, 60, 70])},
+    }
+    figures = _drawn(monkeypatch)
+    plot_samples(snapshots, tmp_path / "grid.png")
+    (figure,) = figures
+    rows = {axis.get_ylabel(): axis.images[0].get_array() for axis in figure.axes}
+    assert list(rows) == ["real", "gen 0", "gen 2"]
+    per_generation = 16
+    for strip in rows.values():
+        assert strip.shape == (2, per_generation * (3 + 1))  # 1-pixel white gaps between images
+    # Each image's first column, then the gap: real items only (not the pool's synthetic 20).
+    assert rows["real"][0, ::4][:3].tolist() == [10, 30, 255] and rows["real"][0, 3] == 255
+    assert rows["gen 0"][0, ::4][:2].tolist() == [40, 255]
+    assert rows["gen 2"][0, ::4][:4].tolist() == [50, 60, 70, 255]
+    assert (rows["gen 2"][:, 12:] == 255).all()  # no fourth sample: the rest stays white
+    assert {axis.images[0].get_cmap().name for axis in figure.axes} == {"gray"}
+
+    colour = {
+        generation: {
+            key: value.repeat(3, axis=1) if value.ndim == 4 else value for key, value in snap.items()
+        }
+        for generation, snap in snapshots.items()
+    }
+    colour[2]["samples"][0, 0] = 200  # the first sample's red channel
+    plot_samples(colour, tmp_path / "colour.png")
+    strip = figures[-1].axes[2].images[0].get_array()
+    assert strip.shape == (2, per_generation * (3 + 1), 3)
+    assert strip[0, 0].tolist() == [200, 50, 50] and strip[0, 4].tolist() == [60, 60, 60]
