@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import os
 import re
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from collapsebench import plotting
+from collapsebench import list_models, list_policies, plotting
 from collapsebench.cli import app, parse_seeds, parse_value
+from collapsebench.datasets import DATA_ENV_VAR
 from collapsebench.demo import EXACT_LINEAGES, EXACT_METRIC
 from collapsebench.envs.gaussian import c4
 from collapsebench.registration import default_settings
+from collapsebench.scoring import METRICS
 from collapsebench.store import ResultsStore
 
 runner = CliRunner()
@@ -35,10 +38,13 @@ def test_list_shows_envs_policies_models_and_metrics():
     assert result.exit_code == 0, result.output
     for name in ("Gaussian-mix-v0", "GMM2D-replace-v0", "lambda-mix", "gmm", "std_ratio"):
         assert name in result.output
+    for kind, names in (("policies", list_policies()), ("models", list_models()), ("metrics", METRICS)):
+        assert f"{kind}: {', '.join(names)}" in result.output
 
 
 def test_describe_prints_docs_and_defaults():
     result = invoke("describe", "GMM2D-mix-v0")
+    assert result.output.startswith("GMM2D-mix-v0 (gymnasium id: collapsebench/GMM2D-mix-v0)")
     assert result.exit_code == 0 and "Version history" in result.output and '"n_real": 500' in result.output
     # Settings the spec leaves to the env class are shown too: the analytic worlds' metrics.
     assert '"metrics": [' in result.output and '"synthetic_fraction"' in result.output
@@ -311,9 +317,8 @@ def test_model_params_adjust_the_spec_model_settings(tmp_path):
     )
     assert result.exit_code == 0, result.output
     params = ResultsStore(store).runs()["model_params"].iloc[0]
-    assert (
-        '"initial_steps":5' in params and '"hidden":8' in params and '"layers":4' in params
-    )  # kept from spec
+    assert '"initial_steps":5' in params and '"hidden":8' in params
+    assert '"steps":300' in params  # the spec's (the model's own default is 500)
 
 
 def test_image_run_saves_a_sample_grid_and_missing_data_is_reported(tmp_path, image_data):
@@ -329,12 +334,23 @@ def test_image_run_saves_a_sample_grid_and_missing_data_is_reported(tmp_path, im
     (grid,) = (tmp_path / "grids").glob("Digits-replace-v0*.png")
     assert grid.read_bytes().startswith(PNG_MAGIC)
 
+
+@pytest.mark.parametrize("data_variable_set", [True, False], ids=["variable-set", "variable-unset"])
+def test_data_dir_is_where_that_run_looks_and_missing_data_is_reported(
+    tmp_path, image_data, monkeypatch, data_variable_set
+):
+    """``--data-dir`` holds for the run only: the command may run inside another program (a notebook,
+    these tests), whose ``$COLLAPSEBENCH_DATA`` it leaves as it found it, set or not."""
+    if not data_variable_set:
+        monkeypatch.delenv(DATA_ENV_VAR)
     empty = tmp_path / "no-data"
     empty.mkdir()
+    store = str(tmp_path / "r.sqlite")
     result = invoke(
         "run", "CIFAR-mix-v0", "--policy", "real-only", "--data-dir", str(empty), "--store", store
     )
     assert result.exit_code != 0 and "CIFAR-10 not found" in result.output and str(empty) in result.output
+    assert os.environ.get(DATA_ENV_VAR) == (str(image_data) if data_variable_set else None)
 
 
 def test_weights_lists_the_manifest_and_what_is_in_place():
