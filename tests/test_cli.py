@@ -7,14 +7,18 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import collapsebench as cb
+from collapsebench import demo as demo_module
 from collapsebench import list_models, list_policies, plotting
 from collapsebench.cli import app, parse_seeds, parse_value
 from collapsebench.datasets import DATA_ENV_VAR
 from collapsebench.demo import EXACT_LINEAGES, EXACT_METRIC
 from collapsebench.envs.gaussian import c4
+from collapsebench.policies import POLICIES, CurationPolicy
 from collapsebench.registration import default_settings
 from collapsebench.scoring import METRICS
 from collapsebench.store import ResultsStore
+from collapsebench.terminal import console
 
 runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -51,7 +55,7 @@ def test_describe_prints_docs_and_defaults():
     assert invoke("describe", "Nope-v0").exit_code != 0
 
 
-def test_run_then_plot_then_export(tmp_path):
+def test_run_then_plot_then_export(tmp_path, monkeypatch):
     store = tmp_path / "r.sqlite"
     result = invoke(
         "run",
@@ -86,9 +90,22 @@ def test_run_then_plot_then_export(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 10_000
+    assert f"wrote {png}" in result.output
+    # Without --out, where the README says: results/ under the working folder.
+    monkeypatch.chdir(tmp_path)
+    result = invoke("plot", "--store", str(store))
+    assert result.exit_code == 0 and "wrote results/curves.png" in result.output, result.output
+    assert (tmp_path / "results" / "curves.png").read_bytes()[:8] == PNG_MAGIC
+
+    # Another env in the store: --env picks one env's rows.
+    other = ["run", "Gaussian-replace-v0", "--policy", "full-synthetic", "--seeds", "0", "--generations", "1"]
+    assert invoke(*other, "--env-param", "n_test=30", "--store", str(store), "--no-progress").exit_code == 0
+    result = invoke("export", str(tmp_path / "mix.csv"), "--store", str(store), "--env", "Gaussian-mix-v0")
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "mix.csv"), frame)
 
     result = invoke("export", str(tmp_path / "all.parquet"), "--store", str(store))
-    assert result.exit_code == 0 and len(pd.read_parquet(tmp_path / "all.parquet")) == len(frame)
+    assert result.exit_code == 0 and len(pd.read_parquet(tmp_path / "all.parquet")) > len(frame)
     for arguments, named in [
         ([str(tmp_path / "all.txt")], "export to .csv or .parquet, not '.txt'"),
         ([str(tmp_path / "gmm.csv"), "--env", "GMM2D-mix-v0"], "no results for ['GMM2D-mix-v0']"),
@@ -197,7 +214,8 @@ def test_parse_seeds():
     assert parse_seeds("5") == [5]
 
 
-def test_demo_quick_writes_results_summary_and_figures(tmp_path):
+def test_demo_quick_writes_results_summary_and_figures(tmp_path, monkeypatch):
+    monkeypatch.setattr(console, "width", 400)  # the printed table a row per line
     result = invoke("demo", "--quick", "--out", str(tmp_path), "--no-progress")
     assert result.exit_code == 0, result.output
     for name in ("results.sqlite", "results.csv", "summary.csv", "summary.md"):
@@ -215,6 +233,10 @@ def test_demo_quick_writes_results_summary_and_figures(tmp_path):
     assert (exact["seeds"] == EXACT_LINEAGES).all() and (exact["generation"] == 3).all()
     replace = exact.loc[("Gaussian-replace-v0", "full-synthetic")]
     assert replace["mean"] == pytest.approx(c4(100) ** 4, abs=2 * replace["ci95"])
+    # The printed table: a row per (env, agent), its cells the summary's mean ± CI.
+    wide = plotting.summary_table(summary, lambda mean, ci: f"{mean:.3g}±{ci:.1g}")
+    for (env_id, agent), cells in wide.iterrows():
+        assert " ".join([env_id, agent, *filter(None, cells)]) in result.output, (env_id, agent)
     # `collapsebench summary` on the demo's store prints the numbers of its summary.csv, median included.
     printed = invoke("summary", "--store", str(tmp_path / "results.sqlite"), "--metric", "recall")
     recall = summary[(summary["metric"] == "recall") & (summary["env_id"] == "GMM2D-mix-v0")]
@@ -276,6 +298,12 @@ def test_run_composes_repeated_policies_and_plots_samples(tmp_path):
     assert result.exit_code == 0, result.output
     (png,) = (tmp_path / "pictures").glob("*.png")
     assert png.name.startswith("GMM2D-mix-v0__dedup") and png.read_bytes()[:8] == PNG_MAGIC
+    assert f"wrote {png}" in result.output
+    result = invoke(
+        "plot", "--samples", "--store", store, "--env", "Moons-mix-v0", "--out", str(tmp_path / "m")
+    )
+    assert result.exit_code == 2 and "no run in the store saved samples" in result.output
+    assert not (tmp_path / "m").exists()
 
     # The same agent and seed under another env setting: its own picture, named by the setting.
     assert run_dedup_then_mix("dedup.eps=0.05", "lambda-mix.lam=0.5", n_real=40).exit_code == 0
@@ -353,10 +381,18 @@ def test_data_dir_is_where_that_run_looks_and_missing_data_is_reported(
     assert os.environ.get(DATA_ENV_VAR) == (str(image_data) if data_variable_set else None)
 
 
-def test_weights_lists_the_manifest_and_what_is_in_place():
+def test_weights_lists_the_manifest_and_what_is_in_place(tmp_path, monkeypatch):
+    """The bundled digits-cnn is in place; Inception is not on this machine (never downloaded); a file
+    with another hash is named as the wrong file, not as missing."""
+    monkeypatch.setenv("COLLAPSEBENCH_WEIGHTS_INCEPTION_V3", str(tmp_path / "absent.pth"))
+    monkeypatch.setattr(console, "width", 400)  # a row per line: no folded cells
     result = invoke("weights")
     assert result.exit_code == 0
-    assert "digits-cnn" in result.output and "ok:" in result.output and "inception-v3" in result.output
+    assert re.search(r"digits-cnn digits_cnn\.pt [0-9a-f]{8}.* ok: ", result.output), result.output
+    assert "missing (or set $COLLAPSEBENCH_WEIGHTS_INCEPTION_V3)" in result.output
+    assert "recorded per run" in result.output  # the DINOv2 files: no pinned hash
+    (tmp_path / "absent.pth").write_bytes(b"not the weights")
+    assert "wrong file" in invoke("weights").output
 
 
 def test_sweep_dry_run_lists_cells_and_a_bad_config_is_a_usage_error(tmp_path):
@@ -398,6 +434,7 @@ def test_plot_exact_dashes_the_expectation_of_runs_the_fast_path_covers(tmp_path
     run("GMM2D-mix-v0", "real-only")
     result = plot()
     assert result.exit_code != 0 and "no plotted run has an exact path" in result.output
+    assert "there is one for the gaussian model and full-synthetic on Gaussian-replace" in result.output
 
     run("Gaussian-mix-v0", "real-only")
     drawn = []
@@ -411,3 +448,47 @@ def test_plot_exact_dashes_the_expectation_of_runs_the_fast_path_covers(tmp_path
     assert result.exit_code != 0 and "plot it too" in result.output
     result = plot("--samples")
     assert result.exit_code != 0 and "not on --samples" in result.output
+
+
+def _interrupt(*args: object, **kwargs: object) -> None:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_during_run_or_demo_says_what_is_kept_and_exits_130(tmp_path, monkeypatch, image_data):
+    monkeypatch.setattr(cb, "evaluate", _interrupt)
+    store = str(tmp_path / "r.sqlite")
+    result = invoke(
+        "run", "Gaussian-mix-v0", "--policy", "real-only", "--data-dir", str(tmp_path), "--store", store
+    )
+    assert result.exit_code == 130
+    assert "every generation committed so far is kept; rerun the same command to resume" in result.output
+    assert os.environ[DATA_ENV_VAR] == str(image_data)  # restored on the way out too
+    monkeypatch.setattr(demo_module, "run_demo", _interrupt)
+    result = invoke("demo", "--quick", "--out", str(tmp_path), "--no-progress")
+    assert result.exit_code == 130 and "rerun the same command to resume" in result.output
+
+
+class _FailsAtGenerationOne(CurationPolicy):
+    def __call__(self, obs):
+        if obs["generation"] >= 1:
+            raise RuntimeError("a bug in the policy")
+        return obs["valid"].astype(float)
+
+
+def test_a_sweep_with_failed_cells_lists_them_and_says_how_to_resume(tmp_path):
+    config = tmp_path / "grid.toml"
+    config.write_text(
+        'envs = "Gaussian-mix-v0"\nseeds = "0-1"\ngenerations = 2\n'
+        '[[agents]]\npolicy = "fails-test"\n[[agents]]\npolicy = "real-only"\n'
+    )
+    POLICIES.register("fails-test")(_FailsAtGenerationOne)
+    try:
+        result = invoke("sweep", str(config), "--store", str(tmp_path / "r.sqlite"), "--backend", "inline",
+                        "--no-progress")  # fmt: skip
+    finally:
+        POLICIES.unregister("fails-test")
+    assert result.exit_code == 1, result.output
+    assert "4 cells: 0 already done, 2 run, 2 failed" in result.output
+    assert result.output.count("failed Gaussian-mix-v0 fails-test seed") == 2
+    assert "RuntimeError: a bug in the policy" in result.output
+    assert "rerun the same command to resume the 2 failed cell(s)" in result.output

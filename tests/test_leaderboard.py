@@ -589,6 +589,14 @@ def test_a_plugin_policy_goes_from_the_shell_to_a_verified_entry(root, tmp_path)
     assert "policy 'half-weight-synthetic' not registered in this installation" in missing.stdout
     assert "https://example.org/half-weight@v0.1" in missing.stdout
 
+    # No package, a module file of one's own: --import reaches verify's worker processes too.
+    (tmp_path / "my_policies.py").write_text(HALF_WEIGHT_PLUGIN)
+    imported = shell(
+        "--import", "my_policies", "leaderboard", "verify", str(made), "--workers", "2", "--root", str(root),
+        env=unplugged,
+    )  # fmt: skip
+    assert imported.returncode == 0 and "verified" in imported.stdout, imported.stdout + imported.stderr
+
 
 def test_an_agent_with_another_model_is_its_own_entry_and_picked_by_its_model_settings(root, tmp_path):
     """Runs of one policy with two settings of the model: submit asks which, takes --model-param,
