@@ -641,3 +641,8 @@ def test_an_agent_with_another_model_is_its_own_entry_and_picked_by_its_model_se
     message = " ".join(output.replace("│", " ").split())  # the error box wraps lines
     assert code == 2 and "holds another agent's submission" in message and "with --out" in message
     assert read_submission(unbiased)["agent"]["policy"]["params"]["lam"] == 0.75
+    # A file there that is no submission at all (a half-written one, notes): left alone too.
+    unbiased.write_text("{not json")
+    code, output = cli(*submit, "--model-param", "unbiased=true")
+    message = " ".join(output.replace("│", " ").split())
+    assert code == 2 and "(or a file that is not one)" in message and unbiased.read_text() == "{not json"
