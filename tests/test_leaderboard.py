@@ -346,6 +346,11 @@ def test_verify_takes_several_files_on_workers_and_records_only_the_matching_one
     assert {str(path.relative_to(root)) for path in good} <= recorded  # one writer: none lost
     assert str(tampered_path.relative_to(root)) not in recorded
 
+    broken = submission_path(root, "broken")
+    broken.write_text('{"schema_version": 1}')
+    code, output = cli("leaderboard", "verify", str(broken), "--root", str(root))
+    assert code == 1 and output.startswith(f"rejected {broken}") and "'agent' is a required" in output
+
 
 def test_submit_makes_the_file_the_baselines_made(root, tmp_path):
     out = tmp_path / "mine.json"
