@@ -17,6 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from collapsebench.cli import app
+from collapsebench.datasets import MissingDataError
+from collapsebench.leaderboard import submission as submission_module
 from collapsebench.leaderboard.board import build
 from collapsebench.leaderboard.scores import (
     curve_area,
@@ -350,6 +352,27 @@ def test_verify_takes_several_files_on_workers_and_records_only_the_matching_one
     broken.write_text('{"schema_version": 1}')
     code, output = cli("leaderboard", "verify", str(broken), "--root", str(root))
     assert code == 1 and output.startswith(f"rejected {broken}") and "'agent' is a required" in output
+
+
+def test_verify_names_a_file_this_machine_cannot_rerun_and_goes_on_with_the_others(root, monkeypatch):
+    """An image track's entry on a machine without the image set: that file is named with the
+    loader's message, no traceback, and the other files are still verified and recorded."""
+    rerun = submission_module.verify
+    unable, able = submission_path(root, "real-only"), submission_path(root, "accumulate")
+
+    def without_data(submission, board, seeds):
+        if submission["agent"]["policy"]["name"] == "real-only":
+            raise MissingDataError("CIFAR-10 not found in /nowhere: put cifar-10-python.tar.gz there")
+        return rerun(submission, board, seeds)
+
+    monkeypatch.setattr(submission_module, "verify", without_data)
+    (root / "verified.json").unlink(missing_ok=True)
+    code, output = cli("leaderboard", "verify", str(unable), str(able), "--root", str(root))
+    assert code == 1 and "Traceback" not in output
+    assert f"cannot verify {unable}: CIFAR-10 not found in /nowhere" in output
+    assert f"verified {able}" in output
+    recorded = {entry["file"] for entry in json.loads((root / "verified.json").read_text()).values()}
+    assert str(able.relative_to(root)) in recorded and str(unable.relative_to(root)) not in recorded
 
 
 def test_submit_makes_the_file_the_baselines_made(root, tmp_path):

@@ -174,7 +174,9 @@ def verify(
 
     from collapsebench import __version__
     from collapsebench.cli import parse_seeds
+    from collapsebench.datasets import CorruptDataError, MissingDataError
     from collapsebench.executors import Resources, make_executor
+    from collapsebench.features import WeightsError
     from collapsebench.leaderboard.board import record_verification
     from collapsebench.leaderboard.submission import SubmissionError, uninstalled_components
     from collapsebench.leaderboard.submission import validate as check
@@ -210,7 +212,15 @@ def verify(
                 in_flight[executor.submit(_rerun, (submission, board, chosen_seeds), Resources())] = file
             finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for rerun in finished:
-                file, result = in_flight.pop(rerun), rerun.result()
+                file = in_flight.pop(rerun)
+                try:
+                    result = rerun.result()
+                except (MissingDataError, CorruptDataError, WeightsError) as error:
+                    # This machine lacks what the track's env reads (an image set, feature weights):
+                    # say so for this file, and go on with the others.
+                    console.print(f"[red]cannot verify[/] {file}: {error}", soft_wrap=True)
+                    failed = True
+                    continue
                 if not result.ok:
                     console.print(f"[red]not verified[/] {file}: " + "; ".join(result.mismatches[:10]))
                     failed = True
