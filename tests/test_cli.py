@@ -235,6 +235,7 @@ def test_demo_quick_writes_results_summary_and_figures(tmp_path, monkeypatch):
     assert replace["mean"] == pytest.approx(c4(100) ** 4, abs=2 * replace["ci95"])
     # The printed table: a row per (env, agent), its cells the summary's mean ± CI.
     wide = plotting.summary_table(summary, lambda mean, ci: f"{mean:.3g}±{ci:.1g}")
+    assert " ┃ ".join(["env", "agent", *wide.columns]) in result.output  # the header names each column
     for (env_id, agent), cells in wide.iterrows():
         assert " ".join([env_id, agent, *filter(None, cells)]) in result.output, (env_id, agent)
     # `collapsebench summary` on the demo's store prints the numbers of its summary.csv, median included.
