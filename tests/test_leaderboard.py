@@ -393,7 +393,8 @@ def test_submit_makes_the_file_the_baselines_made(root, tmp_path):
 
 # ------------------------------------------------------------------ the board
 def test_build_ranks_entries_with_intervals_and_refuses_a_bad_submission(root):
-    build(root)
+    code, output = cli("leaderboard", "build", "--root", str(root))
+    assert code == 0 and f"wrote {root / 'README.md'}" in output and f"wrote {root / 'index.html'}" in output
     text = (root / "README.md").read_text()
     scores = [
         float(match) for match in re.findall(r"^\| \d+ \| [^|]+ \| gaussian \| (-?[\d.e-]+) \[", text, re.M)
@@ -550,6 +551,8 @@ def test_the_checked_in_board_is_valid_complete_and_current():
 def test_describe_shows_the_tracks_and_an_unknown_track_id_is_a_usage_error(tmp_path):
     code, output = cli("leaderboard", "describe", "--root", str(REPOSITORY_BOARD))
     assert code == 0 and "gaussian-mix/v1" in output and "GMM2D-mix-v0" in output
+    newest = max(int(folder.name[1:]) for folder in (REPOSITORY_BOARD / "boards").iterdir())
+    assert output.startswith(f"board v{newest} (submission schema v1)")
     code, output = cli("leaderboard", "describe", "digits-mix", "--root", str(REPOSITORY_BOARD))
     assert code == 0 and "Digits-mix-v0" in output and "GMM2D-mix-v0" not in output
     assert '"collapsed_area": 75.0' in output  # the references as JSON, not a Python repr
