@@ -569,6 +569,8 @@ def test_describe_prints_the_commands_that_make_a_valid_entry(root, tmp_path):
     filled_in = {"POLICY": "lambda-mix", "mine.sqlite": str(tmp_path / "mine.sqlite")}
     commands = described_commands(output, filled_in)
     assert "--env-param=n_real=30" in commands["run"]  # the track's settings, not the env's defaults
+    seeds = commands["run"][commands["run"].index("--seeds") + 1]
+    assert seeds == "0-4"  # the track's min_seeds (5): no run more than an entry needs
     for step, extra in (("run", ["--param", "lam=0.7", "--no-progress"]), ("submit", ["--param", "lam=0.7"])):
         code, output = cli(*commands[step], *extra)
         assert code == 0, (step, output)
