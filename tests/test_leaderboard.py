@@ -679,3 +679,19 @@ def test_an_agent_with_another_model_is_its_own_entry_and_picked_by_its_model_se
     code, output = cli(*submit, "--model-param", "unbiased=true")
     message = " ".join(output.replace("│", " ").split())
     assert code == 2 and "(or a file that is not one)" in message and unbiased.read_text() == "{not json"
+
+
+def test_baselines_for_one_track_keep_the_other_tracks_references(root):
+    board_file = root / "boards" / "v1" / "board.toml"
+    board_file.write_text(
+        board_file.read_text() + TINY_TRACK.format(version=1).replace('"gaussian-tiny"', '"gaussian-tiny-b"')
+    )
+    before = json.loads(load_board(root).references_path.read_text())
+    code, output = cli(
+        "leaderboard", "baselines", "--root", str(root), "--track", "gaussian-tiny-b", "--seeds", "0-4",
+        "--backend", "inline", "--store", str(root / "runs.sqlite"), "--no-progress",
+    )  # fmt: skip
+    assert code == 0, output
+    after = json.loads(load_board(root).references_path.read_text())
+    assert set(after) == {*before, "gaussian-tiny-b/v1"}
+    assert after["gaussian-tiny/v1"] == before["gaussian-tiny/v1"]
