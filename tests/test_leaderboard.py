@@ -692,6 +692,9 @@ def test_baselines_for_one_track_keep_the_other_tracks_references(root):
         "--backend", "inline", "--store", str(root / "runs.sqlite"), "--no-progress",
     )  # fmt: skip
     assert code == 0, output
+    written = {line.removeprefix("wrote ") for line in output.splitlines() if line.startswith("wrote ")}
+    made = {str(path) for path in (root / "submissions" / "gaussian-tiny-b-v1").glob("*.json")}
+    assert len(made) == 11 and written == {*made, str(load_board(root).references_path)}
     after = json.loads(load_board(root).references_path.read_text())
     assert set(after) == {*before, "gaussian-tiny-b/v1"}
     assert after["gaussian-tiny/v1"] == before["gaussian-tiny/v1"]
