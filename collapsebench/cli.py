@@ -170,8 +170,8 @@ def run(
     """Run one agent on one env for several seeds; results go to the store (finished runs are skipped)."""
 
     import collapsebench as cb
-    from collapsebench.datasets import DATA_ENV_VAR, CorruptDataError, MissingDataError
-    from collapsebench.features import WeightsError
+    from collapsebench.datasets import DATA_ENV_VAR
+    from collapsebench.features import UNAVAILABLE_INPUT_ERRORS
     from collapsebench.plotting import summarize
     from collapsebench.policies import build_policy
     from collapsebench.registration import with_added_metrics
@@ -217,7 +217,7 @@ def run(
             snapshots=snapshots,
             checkpoint_every_s=checkpoint_every,
         )
-    except (MissingDataError, CorruptDataError, WeightsError) as error:
+    except UNAVAILABLE_INPUT_ERRORS as error:
         raise typer.BadParameter(str(error), param_hint="--data-dir / weights") from None
     except EnvSettingsError as error:
         raise typer.BadParameter(str(error), param_hint="--env-param / --model / --model-param") from None

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from collapsebench.datasets import CorruptDataError, MissingDataError
 from collapsebench.registry import Registry
 
 WEIGHTS_ENV_VAR = "COLLAPSEBENCH_WEIGHTS"
@@ -42,6 +43,11 @@ CACHE_ENV_VAR = "COLLAPSEBENCH_CACHE"
 
 class WeightsError(FileNotFoundError):
     """A weights file is missing, or is not the file its manifest entry names."""
+
+
+# What a run on this machine may lack or find broken: an image set, or a feature network's weights.
+# Commands report these as the machine's problem, with the loader's instructions, not as a bug.
+UNAVAILABLE_INPUT_ERRORS: tuple[type[Exception], ...] = (MissingDataError, CorruptDataError, WeightsError)
 
 
 @dataclass(frozen=True)

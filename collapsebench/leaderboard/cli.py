@@ -174,9 +174,8 @@ def verify(
 
     from collapsebench import __version__
     from collapsebench.cli import parse_seeds
-    from collapsebench.datasets import CorruptDataError, MissingDataError
     from collapsebench.executors import Resources, make_executor
-    from collapsebench.features import WeightsError
+    from collapsebench.features import UNAVAILABLE_INPUT_ERRORS
     from collapsebench.leaderboard.board import record_verification
     from collapsebench.leaderboard.submission import SubmissionError, uninstalled_components
     from collapsebench.leaderboard.submission import validate as check
@@ -215,7 +214,7 @@ def verify(
                 file = in_flight.pop(rerun)
                 try:
                     result = rerun.result()
-                except (MissingDataError, CorruptDataError, WeightsError) as error:
+                except UNAVAILABLE_INPUT_ERRORS as error:
                     # This machine lacks what the track's env reads (an image set, feature weights):
                     # say so for this file, and go on with the others.
                     console.print(f"[red]cannot verify[/] {file}: {error}", soft_wrap=True)
