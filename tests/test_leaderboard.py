@@ -107,6 +107,11 @@ def described_commands(output: str, filled_in: dict[str, str]) -> dict[str, list
     return commands
 
 
+def verified_files(root: Path) -> set[str]:
+    """The files ``verify`` recorded in ROOT/verified.json, relative to ROOT."""
+    return {entry["file"] for entry in json.loads((root / "verified.json").read_text()).values()}
+
+
 def submission_path(root: Path, name: str) -> Path:
     return root / "submissions" / "gaussian-tiny-v1" / f"{name}.json"
 
@@ -344,7 +349,7 @@ def test_verify_takes_several_files_on_workers_and_records_only_the_matching_one
     lines = output.splitlines()
     assert code == 1 and sum(line.startswith("verified ") for line in lines) == 3, output
     assert "not verified" in output and "fd at generation 3" in output
-    recorded = {entry["file"] for entry in json.loads((root / "verified.json").read_text()).values()}
+    recorded = verified_files(root)
     assert {str(path.relative_to(root)) for path in good} <= recorded  # one writer: none lost
     assert str(tampered_path.relative_to(root)) not in recorded
 
@@ -371,7 +376,7 @@ def test_verify_names_a_file_this_machine_cannot_rerun_and_goes_on_with_the_othe
     assert code == 1 and "Traceback" not in output
     assert f"cannot verify {unable}: CIFAR-10 not found in /nowhere" in output
     assert f"verified {able}" in output
-    recorded = {entry["file"] for entry in json.loads((root / "verified.json").read_text()).values()}
+    recorded = verified_files(root)
     assert str(able.relative_to(root)) in recorded and str(unable.relative_to(root)) not in recorded
 
 
@@ -612,7 +617,7 @@ def test_a_plugin_policy_goes_from_the_shell_to_a_verified_entry(root, tmp_path)
     assert checked.returncode == 0 and "ok" in checked.stdout, checked.stdout + checked.stderr
     verified = shell("leaderboard", "verify", str(made), "--root", str(root))
     assert verified.returncode == 0 and "verified" in verified.stdout, verified.stdout + verified.stderr
-    recorded = {entry["file"] for entry in json.loads((root / "verified.json").read_text()).values()}
+    recorded = verified_files(root)
     assert str(made.relative_to(root)) in recorded
 
     unplugged = {**plugged, "PYTHONPATH": ""}

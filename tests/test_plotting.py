@@ -30,14 +30,21 @@ def results(values_by_seed: dict[int, list[float]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_the_curve_band_is_the_summary_interval(tmp_path, monkeypatch):
+@pytest.fixture
+def closed_figures(monkeypatch) -> list:
+    """Each figure a plot function closes, kept to read what it drew."""
+    figures: list = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    return figures
+
+
+def test_the_curve_band_is_the_summary_interval(tmp_path, closed_figures):
     frame = results({0: [0.0, 1.0], 1: [0.0, 2.0], 2: [0.0, 3.0], 3: [0.0, 6.0]})
-    figures = []
-    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to read what was drawn
     out = plot_curves(frame, ["fd"], tmp_path / "curves.png")
     assert out.read_bytes()[:4] == b"\x89PNG"
 
-    (band,) = [artist for artist in figures[0].axes[0].collections if isinstance(artist, PolyCollection)]
+    (figure,) = closed_figures
+    (band,) = [artist for artist in figure.axes[0].collections if isinstance(artist, PolyCollection)]
     vertices = band.get_paths()[0].vertices
     at_last = np.unique(vertices[np.isclose(vertices[:, 0], 1.0), 1])  # the path repeats a corner
     last = summarize(frame, ["fd"]).iloc[0]
@@ -46,7 +53,7 @@ def test_the_curve_band_is_the_summary_interval(tmp_path, monkeypatch):
     assert list(at_last) == pytest.approx([last["mean"] - last["ci95"], last["mean"] + last["ci95"]])
 
 
-def test_expected_curves_are_drawn_dashed_in_their_agents_colour(tmp_path, monkeypatch):
+def test_expected_curves_are_drawn_dashed_in_their_agents_colour(tmp_path, closed_figures):
     frame = pd.concat(
         [
             results({0: [1.0, 0.9, 0.8], 1: [1.0, 0.7, 0.6]}),
@@ -54,11 +61,9 @@ def test_expected_curves_are_drawn_dashed_in_their_agents_colour(tmp_path, monke
         ]
     )
     expected = frame.iloc[:3].assign(value=[1.0, 0.85, 0.75], seed=None, run_id=None)  # lam 0.5 only
-    figures = []
-    monkeypatch.setattr(plt, "close", figures.append)
     plot_curves(frame, ["fd"], tmp_path / "curves.png", expected=expected, expected_label="theory")
 
-    axes = figures[0].axes[0]
+    axes = closed_figures[0].axes[0]
     (dashed,) = [line for line in axes.get_lines() if line.get_linestyle() == "--"]
     assert list(dashed.get_ydata()) == [1.0, 0.85, 0.75]
     bands = {
@@ -71,7 +76,7 @@ def test_expected_curves_are_drawn_dashed_in_their_agents_colour(tmp_path, monke
     }
     assert mcolors.same_color(dashed.get_color(), bands["lambda-mix(lam=0.5)"].get_facecolor()[0][:3])
     assert not mcolors.same_color(dashed.get_color(), bands["lambda-mix(lam=1.0)"].get_facecolor()[0][:3])
-    legend = [text.get_text() for text in figures[0].legends[0].get_texts()]
+    legend = [text.get_text() for text in closed_figures[0].legends[0].get_texts()]
     assert legend == ["lambda-mix(lam=0.5)", "lambda-mix(lam=1.0)", "theory"]
 
 
@@ -103,14 +108,7 @@ def test_the_summary_median_is_the_middle_seed_not_the_mean():
     assert (at["generation"], at["median"]) == (0, 0.3)
 
 
-def _drawn(monkeypatch) -> list:
-    """Keeps each figure a plot function closes, to read what it drew."""
-    figures: list = []
-    monkeypatch.setattr(plt, "close", figures.append)
-    return figures
-
-
-def test_the_sample_panels_show_the_pool_by_provenance_and_weight_above_the_samples(tmp_path, monkeypatch):
+def test_the_sample_panels_show_the_pool_by_provenance_and_weight_above_the_samples(tmp_path, closed_figures):
     """Top: the pool a generation trained on: real in black, synthetic coloured by the generation that
     made it, items the policy gave no weight as grey crosses. Bottom: the first pool's real items in
     light grey behind the generation's samples, in that generation's colour."""
@@ -130,10 +128,9 @@ def test_the_sample_panels_show_the_pool_by_provenance_and_weight_above_the_samp
             "samples": np.array([[5.0, 5.0], [6.0, 6.0]]),
         },
     }
-    figures = _drawn(monkeypatch)
     png = plot_samples(snapshots, tmp_path / "new" / "folder" / "s.png", title="a run")
     assert png.read_bytes()[:4] == b"\x89PNG"
-    (figure,) = figures
+    (figure,) = closed_figures
     assert figure.texts[0].get_text() == "a run"
     legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
     assert legend == ["no weight", "real", "synthetic"]
@@ -158,7 +155,7 @@ def test_the_sample_panels_show_the_pool_by_provenance_and_weight_above_the_samp
     assert x_low < 0.0 and 1.0 < x_high < 2.0 and y_low < 0.0 and 1.0 < y_high < 2.0
 
 
-def test_the_image_grid_shows_real_images_then_each_generations_samples(tmp_path, monkeypatch):
+def test_the_image_grid_shows_real_images_then_each_generations_samples(tmp_path, closed_figures):
     def images(values: list[int]) -> np.ndarray:  # (n, 1, 2, 3): one grey level per image
         return np.array(values, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 3), np.uint8)
 
@@ -166,9 +163,8 @@ def test_the_image_grid_shows_real_images_then_each_generations_samples(tmp_path
         0: {"pool": images([10, 20, 30]), "origin": np.array([-1, 0, -1]), "samples": images([40])},
         2: {"pool": images([10]), "origin": np.array([-1]), "samples": images([50, 60, 70])},
     }
-    figures = _drawn(monkeypatch)
     plot_samples(snapshots, tmp_path / "grid.png")
-    (figure,) = figures
+    (figure,) = closed_figures
     rows = {axis.get_ylabel(): axis.images[0].get_array() for axis in figure.axes}
     assert list(rows) == ["real", "gen 0", "gen 2"]
     per_generation = 16
@@ -189,6 +185,6 @@ def test_the_image_grid_shows_real_images_then_each_generations_samples(tmp_path
     }
     colour[2]["samples"][0, 0] = 200  # the first sample's red channel
     plot_samples(colour, tmp_path / "colour.png")
-    strip = figures[-1].axes[2].images[0].get_array()
+    strip = closed_figures[-1].axes[2].images[0].get_array()
     assert strip.shape == (2, per_generation * (3 + 1), 3)
     assert strip[0, 0].tolist() == [200, 50, 50] and strip[0, 4].tolist() == [60, 60, 60]
