@@ -222,6 +222,7 @@ def plot_samples(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     if not snapshots:
         raise ValueError(
@@ -249,11 +250,11 @@ def plot_samples(
         pool, origin, weights = snap["pool"], snap["origin"], snap["weights"]
         top, bottom = axes[0, column], axes[1, column]
         dropped = weights <= 0
-        top.scatter(*pool[dropped].T, s=4, marker="x", c="0.75", linewidths=0.5, label="no weight")
+        top.scatter(*pool[dropped].T, s=4, marker="x", c="0.75", linewidths=0.5)
         real = (origin < 0) & ~dropped
-        top.scatter(*pool[real].T, s=2, c="black", label="real")
+        top.scatter(*pool[real].T, s=2, c="black")
         synthetic = (origin >= 0) & ~dropped
-        top.scatter(*pool[synthetic].T, s=2, c=colours(origin[synthetic] / last), label="synthetic")
+        top.scatter(*pool[synthetic].T, s=2, c=colours(origin[synthetic] / last))
         bottom.scatter(*first_real.T, s=2, c="0.85")
         bottom.scatter(*snap["samples"].T, s=2, c=[colours(generation / last)])
         top.set_title(f"pool trained on, gen {generation}", fontsize=9)
@@ -264,7 +265,14 @@ def plot_samples(
             axis.set_xticks([])
             axis.set_yticks([])
             axis.set_aspect("equal")
-    axes[0, 0].legend(loc="lower left", fontsize=6, markerscale=3, frameon=False)
+    # Proxy markers: the legend sits on the first panel, whose pool usually has no synthetic or
+    # unweighted items, and an empty scatter would give its entry no marker.
+    key = [
+        Line2D([], [], linestyle="", marker="x", markersize=2, color="0.75", label="no weight"),
+        Line2D([], [], linestyle="", marker="o", markersize=1.5, color="black", label="real"),
+        Line2D([], [], linestyle="", marker="o", markersize=1.5, color=colours(0.5), label="synthetic"),
+    ]
+    axes[0, 0].legend(handles=key, loc="lower left", fontsize=6, markerscale=3, frameon=False)
     return _save(figure, out, title)
 
 

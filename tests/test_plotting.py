@@ -155,6 +155,32 @@ def test_the_sample_panels_show_the_pool_by_provenance_and_weight_above_the_samp
     assert x_low < 0.0 and 1.0 < x_high < 2.0 and y_low < 0.0 and 1.0 < y_high < 2.0
 
 
+def test_the_sample_key_shows_every_marker_even_when_the_first_pool_is_all_real(tmp_path, closed_figures):
+    """The key sits on generation 0's panel, whose pool is usually only real items, all weighted: each
+    entry still shows its marker in the colour the panels use."""
+    real = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    snapshots = {
+        0: {"pool": real, "origin": np.full(3, -1), "weights": np.ones(3), "samples": real + 0.1},
+        2: {
+            "pool": np.vstack([real, [[2.0, 2.0]]]),
+            "origin": np.array([-1, -1, -1, 1]),
+            "weights": np.array([1.0, 0.0, 1.0, 1.0]),
+            "samples": real,
+        },
+    }
+    plot_samples(snapshots, tmp_path / "s.png")
+    (figure,) = closed_figures
+    legend = figure.axes[0].get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == ["no weight", "real", "synthetic"]
+    handles = legend.legend_handles
+    assert [handle.get_marker() for handle in handles] == ["x", "o", "o"]
+    assert all(handle.get_markersize() > 0 and handle.get_linestyle() == "None" for handle in handles)
+    no_weight, black, synthetic = handles
+    assert mcolors.same_color(no_weight.get_color(), "0.75")
+    assert mcolors.same_color(black.get_color(), "black")
+    assert mcolors.same_color(synthetic.get_color(), plt.get_cmap("viridis")(0.5))
+
+
 def test_the_image_grid_shows_real_images_then_each_generations_samples(tmp_path, closed_figures):
     def images(values: list[int]) -> np.ndarray:  # (n, 1, 2, 3): one grey level per image
         return np.array(values, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 3), np.uint8)
