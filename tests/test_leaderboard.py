@@ -38,6 +38,7 @@ from collapsebench.leaderboard.submission import (
 )
 from collapsebench.leaderboard.tracks import load_board
 from collapsebench.runner import evaluate
+from collapsebench.store import ResultsStore
 
 from conftest import HALF_WEIGHT_PLUGIN, write_plugin
 
@@ -703,3 +704,33 @@ def test_baselines_for_one_track_keep_the_other_tracks_references(root):
     after = json.loads(load_board(root).references_path.read_text())
     assert set(after) == {*before, "gaussian-tiny-b/v1"}
     assert after["gaussian-tiny/v1"] == before["gaussian-tiny/v1"]
+
+
+def test_baselines_name_a_failed_run_and_write_nothing_for_its_track(root, tmp_path, monkeypatch):
+    """One baseline agent breaks on a track: the command names it with its error and exits 1; the
+    track's submissions and the board's references stay as they were."""
+    from collapsebench.baselines.curation import Deduplicate
+
+    def broken(self, obs):
+        raise RuntimeError("the dedup index is corrupt")
+
+    monkeypatch.setattr(Deduplicate, "__call__", broken)
+    folder = root / "submissions" / "gaussian-tiny-v1"
+    before = {path.name: path.read_bytes() for path in folder.glob("*.json")}
+    references = load_board(root).references_path.read_bytes()
+    code, output = cli(
+        "leaderboard", "baselines", "--root", str(root), "--seeds", "0", "--backend", "inline",
+        "--store", str(tmp_path / "fresh.sqlite"), "--no-progress",
+    )  # fmt: skip
+    assert code == 1, output
+    failed = [line for line in output.splitlines() if line.startswith("failed ")]
+    cell = "Gaussian-mix-v0 · dedup(eps=0.01) · seed 0"
+    assert failed == [f"failed {cell}: RuntimeError: the dedup index is corrupt"]
+    assert "wrote" not in output
+    store = tmp_path / "fresh.sqlite"
+    assert f"nothing written for gaussian-tiny/v1; finished runs are kept in {store}" in output
+    runs = ResultsStore(store).runs()
+    finished = runs[runs["finished_at"].notna()]
+    assert len(runs) == 11 and sorted(set(runs["policy"]) - set(finished["policy"])) == ["dedup"]
+    assert {path.name: path.read_bytes() for path in folder.glob("*.json")} == before
+    assert load_board(root).references_path.read_bytes() == references

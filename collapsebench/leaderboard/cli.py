@@ -363,6 +363,10 @@ def baselines(
         if not report.ok:
             for failure in report.failures:
                 console.print(f"[red]failed[/] {failure.cell.label}: {failure.error}")
+            console.print(
+                f"nothing written for {chosen.key}; finished runs are kept in {store}: "
+                "rerun the same command to resume"
+            )
             raise typer.Exit(1)
         written = {}
         for label, agent in agents.items():
