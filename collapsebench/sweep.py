@@ -433,9 +433,10 @@ def sweep(
         return SweepReport(results, run_ids, skipped, failures)
 
     total = sum(job.key.generations + 1 - job.committed for job in pending)
+    lineages = f"{len(pending)} lineage{'s' if len(pending) > 1 else ''}"
     with (
         make_executor(backend, workers, address) as executor,
-        progress_bar(progress, f"sweep · {len(pending)} lineages on {backend}", total) as advance,
+        progress_bar(progress, f"sweep · {lineages} on {backend}", total) as advance,
     ):
 
         def submit(job: _Lineage) -> Future[ChunkResult]:

@@ -420,6 +420,24 @@ def test_sweep_dry_run_lists_cells_and_a_bad_config_is_a_usage_error(tmp_path):
     assert not elsewhere.exists()  # refused before the store was opened
 
 
+def test_the_progress_bar_counts_the_generations_still_to_run(tmp_path):
+    """A run's bar counts every generation of every seed, 0 to T; a sweep's, only the lineages and
+    generations not already in the store. Each ends full, left standing above the summary."""
+    store = str(tmp_path / "r.sqlite")
+    tiny = ["--generations", "2", "--env-param", "n_test=10", "--env-param", "n_eval=10", "--store", store]
+    ran = invoke("run", "Gaussian-mix-v0", "--policy", "real-only", "--seeds", "0,1", *tiny)
+    assert ran.exit_code == 0, ran.output
+    assert re.search(r"Gaussian-mix-v0 · real-only\b.* 6/6 ", ran.output), ran.output
+    config = tmp_path / "grid.toml"
+    config.write_text(
+        'envs = "Gaussian-mix-v0"\nseeds = "0-2"\ngenerations = 2\n'
+        'env_params = { n_test = 10, n_eval = 10 }\n[[agents]]\npolicy = "real-only"\n'
+    )
+    swept = invoke("sweep", str(config), "--store", store, "--backend", "inline")
+    assert swept.exit_code == 0 and "3 cells: 2 already done, 1 run, 0 failed" in swept.output, swept.output
+    assert re.search(r"sweep · 1 lineage on inline\b.* 3/3 ", swept.output), swept.output
+
+
 def test_plot_exact_dashes_the_expectation_of_runs_the_fast_path_covers(tmp_path, monkeypatch):
     store = str(tmp_path / "r.sqlite")
     tiny = ["--seeds", "0", "--generations", "2", "--env-param", "n_test=10", "--env-param", "n_eval=10"]
