@@ -333,8 +333,11 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
     def training_weights(self, action: np.ndarray) -> np.ndarray:
         """Validate an action and return the normalized weights over the pool's items (not slots)."""
         assert self._pool is not None
+        weights = np.asarray(action)
+        if weights.dtype.kind == "c":  # converting would drop the imaginary parts with a mere warning
+            raise ValueError(f"the action must be {self.capacity} real weights; got complex numbers")
         try:
-            weights = np.asarray(action, dtype=np.float64)
+            weights = weights.astype(np.float64, copy=False)
         except (TypeError, ValueError) as error:
             raise ValueError(
                 f"the action must be an array of {self.capacity} numeric weights: {error}"

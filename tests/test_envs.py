@@ -187,6 +187,7 @@ BAD_ACTIONS = {
     "all on empty slots": (lambda cap: np.r_[np.zeros(200), np.ones(cap - 200)], "empty slots"),
     "no weight": (lambda cap: np.zeros(cap), "no weight"),
     "not numbers": (lambda cap: np.array(["a"] * cap), "numeric"),
+    "complex": (lambda cap: np.full(cap, 0.5 + 0.5j), "real weights; got complex numbers"),
 }
 
 
