@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from collapsebench.checks import integer, number_in
 from collapsebench.models import SupportsLogProb, WeightedData, make_model
 from collapsebench.policies import CurationPolicy, PoolView, register_policy
 from collapsebench.rewards import Reward, item_rewards, make_reward
@@ -41,18 +42,18 @@ class FilterLikelihood(CurationPolicy):
     def __init__(
         self, q: float = 0.2, reference: str = "kde", reference_kwargs: dict[str, Any] | None = None
     ) -> None:
-        if not 0 <= q < 1:
-            raise ValueError(f"q must be in [0, 1), got {q!r}")
-        self.q, self.reference, self.reference_kwargs = float(q), reference, dict(reference_kwargs or {})
+        self.q = number_in("q", q, "[0, 1)")
+        self.reference, self.reference_kwargs = reference, dict(reference_kwargs or {})
+        # Built once here so that a bad name or setting fails now; each call fits a fresh one.
+        if not isinstance(make_model(reference, **self.reference_kwargs), SupportsLogProb):
+            raise ValueError(f"reference model {reference!r} has no log-likelihood")
 
     def __call__(self, obs: Mapping[str, Any]) -> np.ndarray:
         pool = PoolView(obs)
         if not pool.synthetic.any():
             return pool.uniform(pool.real)
         _require_real(pool, "filter-likelihood")
-        density = make_model(self.reference, **self.reference_kwargs)
-        if not isinstance(density, SupportsLogProb):
-            raise ValueError(f"reference model {self.reference!r} has no log-likelihood")
+        density: Any = make_model(self.reference, **self.reference_kwargs)
         real = pool.vectors(pool.real)  # the reference densities are models of (n, d) data
         density.fit(WeightedData(real, np.full(len(real), 1 / len(real))), self.rng_for(obs))
         log_density = density.log_prob(pool.vectors(pool.synthetic))
@@ -66,9 +67,9 @@ class FilterDiscriminator(CurationPolicy):
     item out of fold (2-fold cross-fitting), so no item is judged by a model that saw it."""
 
     def __init__(self, keep: float = 0.8, hidden: tuple[int, ...] = (32, 32), max_iter: int = 300) -> None:
-        if not 0 < keep <= 1:
-            raise ValueError(f"keep must be in (0, 1], got {keep!r}")
-        self.keep, self.hidden, self.max_iter = float(keep), tuple(hidden), int(max_iter)
+        self.keep = number_in("keep", keep, "(0, 1]")
+        self.hidden = tuple(integer("hidden", width, 1) for width in hidden)
+        self.max_iter = integer("max_iter", max_iter, 1)
 
     def __call__(self, obs: Mapping[str, Any]) -> np.ndarray:
         import warnings
@@ -120,9 +121,7 @@ class CurateBradleyTerry(CurationPolicy):
         reward: Any = "linear",
         reward_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        if int(K) != K or K < 2:
-            raise ValueError(f"K must be an integer ≥ 2, got {K!r}")
-        self.K, self.beta = int(K), float(beta)
+        self.K, self.beta = integer("K", K, 2), number_in("beta", beta, "(-inf, inf)")
         self._reward: Reward = make_reward(reward, **dict(reward_kwargs or {}))
 
     def __call__(self, obs: Mapping[str, Any]) -> np.ndarray:
@@ -150,9 +149,7 @@ class Deduplicate(CurationPolicy):
     training data and collapsed clusters of near-identical samples."""
 
     def __init__(self, eps: float = 0.01) -> None:
-        if eps <= 0:
-            raise ValueError(f"eps must be positive, got {eps!r}")
-        self.eps = float(eps)
+        self.eps = number_in("eps", eps, "(0, inf)")
 
     def __call__(self, obs: Mapping[str, Any]) -> np.ndarray:
         from scipy.spatial import cKDTree

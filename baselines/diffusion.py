@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from collapsebench.baselines.flows import torch_threads
+from collapsebench.checks import flag, integer, number_in, optional_integer
 from collapsebench.features import pick_device
 from collapsebench.models import GenerativeModel, WeightedData, register_model
 
@@ -50,15 +51,29 @@ class ImageModel(GenerativeModel):
         compile: bool = False,
         threads: int | None = 1,
     ) -> None:
-        self.images_per_generation = images_per_generation
-        self.initial_images = initial_images
-        self.batch_size, self.lr, self.grad_clip = int(batch_size), float(lr), float(grad_clip)
-        self.ema_decay = float(ema_decay)
-        self.sample_steps, self.sample_batch_size = int(sample_steps), int(sample_batch_size)
+        self.images_per_generation = optional_integer("images_per_generation", images_per_generation, 1)
+        self.initial_images = optional_integer("initial_images", initial_images, 1)
+        self.batch_size = integer("batch_size", batch_size, 1)
+        self.lr, self.grad_clip = (
+            number_in("lr", lr, "(0, inf)"),
+            number_in("grad_clip", grad_clip, "(0, inf]"),
+        )
+        self.ema_decay = number_in("ema_decay", ema_decay, "[0, 1)")
+        self.sample_steps = integer("sample_steps", sample_steps, 1)
+        self.sample_batch_size = integer("sample_batch_size", sample_batch_size, 1)
+        if device != "auto":
+            try:
+                pick_device(device)  # parses the name only: a GPU need not be here yet
+            except (RuntimeError, TypeError) as error:
+                raise ValueError(
+                    f"device must be 'auto' or a torch device name, got {device!r}: {error}"
+                ) from None
         self.device_name = device
-        self.bf16 = bf16  # None: on CUDA only (CPU bf16 is slower than float32)
-        self.channels_last, self.compile = channels_last, compile
-        self.threads = threads  # CPU intra-op threads (None: torch's setting); ignored on CUDA
+        # None: on CUDA only (CPU bf16 is slower than float32)
+        self.bf16 = None if bf16 is None else flag("bf16", bf16)
+        self.channels_last, self.compile = flag("channels_last", channels_last), flag("compile", compile)
+        # CPU intra-op threads (None: torch's setting); ignored on CUDA
+        self.threads = optional_integer("threads", threads, 1)
         self._network: Any = None
         self._ema: Any = None
         self._ema_updates = 0
@@ -408,8 +423,16 @@ class _UNetModel:
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.widths, self.attention_levels = tuple(widths), tuple(attention_levels)
-        self.layers_per_block = int(layers_per_block)
+        self.widths = tuple(integer("widths", width, 1) for width in widths)
+        if not self.widths:
+            raise ValueError("widths must name at least one level's channel count")
+        self.attention_levels = tuple(integer("attention_levels", level, 0) for level in attention_levels)
+        if any(level >= len(self.widths) for level in self.attention_levels):
+            raise ValueError(
+                f"attention_levels must index the {len(self.widths)} levels of widths, "
+                f"got {attention_levels!r}"
+            )
+        self.layers_per_block = integer("layers_per_block", layers_per_block, 1)
 
     def build_network(self, shape: tuple[int, ...]) -> Any:
         return build_unet(shape, self.widths, self.attention_levels, self.layers_per_block)
@@ -431,7 +454,7 @@ class _MLPModel:
 
     def __init__(self, hidden: int = 256, depth: int = 3, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.hidden, self.depth = int(hidden), int(depth)
+        self.hidden, self.depth = integer("hidden", hidden, 1), integer("depth", depth, 0)
 
     def build_network(self, shape: tuple[int, ...]) -> Any:
         import torch.nn as nn

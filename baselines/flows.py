@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from collapsebench.checks import integer, number_in, optional_integer
 from collapsebench.models import GenerativeModel, WeightedData, register_model
 
 
@@ -35,14 +36,18 @@ class FlowModel(GenerativeModel):
         layers: int = 8,
         threads: int | None = 1,
     ) -> None:
-        self.steps = int(steps)
-        self.initial_steps = int(steps if initial_steps is None else initial_steps)
-        self.batch_size, self.lr, self.grad_clip = int(batch_size), float(lr), float(grad_clip)
-        self.hidden, self.layers = int(hidden), int(layers)
+        self.steps = integer("steps", steps, 0)
+        self.initial_steps = integer("initial_steps", steps if initial_steps is None else initial_steps, 0)
+        self.batch_size = integer("batch_size", batch_size, 1)
+        self.lr, self.grad_clip = (
+            number_in("lr", lr, "(0, inf)"),
+            number_in("grad_clip", grad_clip, "(0, inf]"),
+        )
+        self.hidden, self.layers = integer("hidden", hidden, 1), integer("layers", layers, 1)
         # One CPU thread by default: these networks are too small to gain from more, and two
         # multi-threaded runs on the same cores spin against each other (measured: 100 s per
         # generation instead of 7). None keeps torch's own setting (use it on a GPU machine).
-        self.threads = threads
+        self.threads = optional_integer("threads", threads, 1)
         self._flow: Any = None
         self._dim: int | None = None
         self.last_losses: list[float] = []
@@ -176,7 +181,7 @@ class SplineFlow(FlowModel):
 
     def __init__(self, bins: int = 8, tail_bound: float = 4.0, layers: int = 4, **kwargs: Any) -> None:
         super().__init__(layers=layers, **kwargs)
-        self.bins, self.tail_bound = int(bins), float(tail_bound)
+        self.bins, self.tail_bound = integer("bins", bins, 1), number_in("tail_bound", tail_bound, "(0, inf)")
 
     def build_flow(self, dim: int) -> Any:
         import normflows as nf

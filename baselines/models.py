@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from collapsebench.checks import flag, in_interval, integer, number_in, one_of
 from collapsebench.models import GenerativeModel, WeightedData, register_model
 
 
@@ -26,7 +27,7 @@ class GaussianMLE(GenerativeModel):
     """
 
     def __init__(self, unbiased: bool = True) -> None:
-        self.unbiased = unbiased
+        self.unbiased = flag("unbiased", unbiased)
         self.mean_: np.ndarray | None = None
         self.cov_: np.ndarray | None = None
 
@@ -91,12 +92,12 @@ class GaussianMixtureModel(GenerativeModel):
         from sklearn.mixture import GaussianMixture
 
         self._mixture = GaussianMixture(
-            n_components=n_components,
-            covariance_type=covariance_type,
-            max_iter=max_iter,
-            tol=tol,
-            reg_covar=reg_covar,
-            warm_start=warm_start,
+            n_components=integer("n_components", n_components, 1),
+            covariance_type=one_of("covariance_type", covariance_type, ("full", "tied", "diag", "spherical")),
+            max_iter=integer("max_iter", max_iter, 1),
+            tol=number_in("tol", tol, "[0, inf)"),
+            reg_covar=number_in("reg_covar", reg_covar, "[0, inf)"),
+            warm_start=flag("warm_start", warm_start),
         )
 
     def fit(self, data: WeightedData, rng: np.random.Generator) -> None:
@@ -165,6 +166,8 @@ class KernelDensityModel(GenerativeModel):
     """
 
     def __init__(self, bandwidth: float | Literal["scott", "silverman"] = "scott") -> None:
+        if not (in_interval(bandwidth, "(0, inf)") or bandwidth in ("scott", "silverman")):
+            raise ValueError(f"bandwidth must be a number > 0, 'scott' or 'silverman', got {bandwidth!r}")
         self.bandwidth = bandwidth
         self._kde: Any = None
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
@@ -116,6 +118,45 @@ def test_every_model_records_its_parameters_with_defaults(name):
     model = cb.make_model(name)
     assert model.name == name
     assert isinstance(model.params, dict)
+
+
+BAD_SETTINGS = [  # one per kind of check, on every model
+    ("gaussian", {"unbiased": "no"}, "unbiased must be true or false, got 'no'"),
+    ("gmm", {"n_components": 0}, "n_components must be an integer ≥ 1, got 0"),
+    ("gmm", {"max_iter": 2.5}, "max_iter must be an integer ≥ 1, got 2.5"),
+    ("gmm", {"covariance_type": "ful"}, "covariance_type must be one of 'full', 'tied', 'diag', 'spherical'"),
+    ("gmm", {"tol": -1e-3}, "tol must be a number in [0, inf), got -0.001"),
+    ("kde", {"bandwidth": 0}, "bandwidth must be a number > 0, 'scott' or 'silverman', got 0"),
+    ("kde", {"bandwidth": "scot"}, "bandwidth must be a number > 0, 'scott' or 'silverman', got 'scot'"),
+    ("realnvp", {"steps": -5}, "steps must be an integer ≥ 0, got -5"),
+    ("realnvp", {"lr": float("nan")}, "lr must be a number in (0, inf), got nan"),
+    ("realnvp", {"threads": 0}, "threads must be an integer ≥ 1, got 0"),
+    ("spline-flow", {"tail_bound": 0}, "tail_bound must be a number in (0, inf), got 0"),
+    ("spline-flow", {"grad_clip": -1}, "grad_clip must be a number in (0, inf], got -1"),
+    ("ddpm", {"ema_decay": 1.0}, "ema_decay must be a number in [0, 1), got 1.0"),
+    ("ddpm", {"attention_levels": (4,)}, "attention_levels must index the 4 levels of widths, got (4,)"),
+    ("ddpm", {"device": "gpu"}, "device must be 'auto' or a torch device name, got 'gpu'"),
+    ("flow-matching", {"widths": ()}, "widths must name at least one level's channel count"),
+    ("mlp-diffusion", {"bf16": "yes"}, "bf16 must be true or false, got 'yes'"),
+    (
+        "mlp-flow-matching",
+        {"images_per_generation": 0},
+        "images_per_generation must be an integer ≥ 1, got 0",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "setting", "message"), BAD_SETTINGS, ids=lambda value: str(value)[:40])
+def test_a_bad_model_setting_fails_when_the_model_is_built_naming_it(name, setting, message):
+    """Not at the first fit, inside a worker, nor silently: a negative step count would train nothing."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        cb.make_model(name, **setting)
+
+
+def test_an_env_with_a_bad_model_setting_fails_when_it_is_made():
+    """So a sweep's plan (which builds every cell's env) refuses the grid before any cell runs."""
+    with pytest.raises(ValueError, match="bandwidth must be a number > 0"):
+        cb.make("GMM2D-mix-v0", model="kde", model_kwargs={"bandwidth": -1})
 
 
 def test_gmm_recovers_the_ring_modes(rng):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -130,3 +132,26 @@ def test_each_lineage_seeds_its_policy_and_every_stage_of_a_composition(tmp_path
 def test_policy_label_and_params_record_defaults():
     assert cb.make_policy("lambda-mix").params == {"lam": 1.0}
     assert cb.make_policy("lambda-mix", lam=0.5).label == "lambda-mix(lam=0.5)"
+
+
+BAD_SETTINGS = [
+    ("lambda-mix", {"lam": -0.5}, "lam must be a number ≥ 0 (or inf), got -0.5"),
+    ("lambda-mix", {"lam": True}, "lam must be a number ≥ 0 (or inf), got True"),
+    ("filter-likelihood", {"q": 1.0}, "q must be a number in [0, 1), got 1.0"),
+    ("filter-likelihood", {"reference": "kdee"}, "unknown model 'kdee'"),
+    ("filter-likelihood", {"reference_kwargs": {"bandwidth": -1}}, "bandwidth must be a number > 0"),
+    ("filter-likelihood", {"reference": "ddpm"}, "reference model 'ddpm' has no log-likelihood"),
+    ("filter-discriminator", {"keep": 0}, "keep must be a number in (0, 1], got 0"),
+    ("filter-discriminator", {"hidden": (32, 0)}, "hidden must be an integer ≥ 1, got 0"),
+    ("filter-discriminator", {"max_iter": 0}, "max_iter must be an integer ≥ 1, got 0"),
+    ("curate-bt", {"K": 1}, "K must be an integer ≥ 2, got 1"),
+    ("curate-bt", {"beta": float("nan")}, "beta must be a number in (-inf, inf), got nan"),
+    ("dedup", {"eps": float("nan")}, "eps must be a number in (0, inf), got nan"),
+]
+
+
+@pytest.mark.parametrize(("name", "setting", "message"), BAD_SETTINGS, ids=lambda value: str(value)[:40])
+def test_a_bad_policy_setting_fails_when_the_policy_is_built_naming_it(name, setting, message):
+    """Not at the first generation with synthetic items, and not silently (NaN compares False)."""
+    with pytest.raises((ValueError, KeyError), match=re.escape(message)):
+        cb.make_policy(name, **setting)
