@@ -20,6 +20,7 @@ import numpy as np
 from gymnasium import spaces
 
 from collapsebench._params import bound_params
+from collapsebench.checks import flag, integer, optional_integer
 from collapsebench.data import RealData, RealSplit
 from collapsebench.features import FeatureExtractor, cached_features, make_features
 from collapsebench.first_models import FirstModelCache
@@ -138,14 +139,17 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         sample_reward_kwargs: dict[str, Any] | None = None,
         first_models: FirstModelCache | None = None,
     ) -> None:
+        integer("nearest_k", nearest_k, 1)
         for name, value, low in (
             ("n_real", n_real, 1),
             ("n_test", n_test, nearest_k + 1),
             ("n_eval", n_eval, nearest_k + 1),
             ("generations", generations, 0),
+            ("w2_exact_max_pairs", w2_exact_max_pairs, 0),
         ):
-            if int(value) != value or value < low:
-                raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+            integer(name, value, low)
+        optional_integer("n_synthetic", n_synthetic, 1)
+        flag("warm_start", warm_start)
         if isinstance(metrics, str):
             raise ValueError(f"metrics must be a sequence of metric names, got the string {metrics!r}")
         for name in metrics:

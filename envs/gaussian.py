@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from scipy.special import gammaln
 
+from collapsebench.checks import integer, number_in
 from collapsebench.data import AnalyticDistribution
 from collapsebench.env import CollapseEnv
 
@@ -69,6 +70,7 @@ class GaussianEnv(CollapseEnv):
     """
 
     def __init__(self, *, mean: float = 0.0, std: float = 1.0, **kwargs: Any) -> None:
+        mean, std = number_in("mean", mean, "(-inf, inf)"), number_in("std", std, "(0, inf)")
         super().__init__(GaussianDistribution(np.array([mean]), np.array([[std**2]])), **kwargs)
 
 
@@ -95,6 +97,10 @@ class GaussianNDEnv(CollapseEnv):
         rotation_seed: int = 0,
         **kwargs: Any,
     ) -> None:
+        integer("dim", dim, 1)
+        integer("rotation_seed", rotation_seed, 0)
+        number_in("smallest_std", smallest_std, "(0, inf)")
+        number_in("largest_std", largest_std, f"[{smallest_std}, inf)")
         cov = rotated_covariance(dim, smallest_std, largest_std, rotation_seed)
         super().__init__(GaussianDistribution(np.zeros(dim), cov), **kwargs)
 

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from collapsebench.checks import flag, integer, number_in, optional_integer
 from collapsebench.envs.gaussian import GaussianEnv
 from collapsebench.envs.gaussian_theory import check_world, mix_masses
 from collapsebench.executors import available_cores
@@ -242,15 +243,13 @@ def simulate_gaussian_lineages(
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {tuple(LOOPS)}, got {loop!r}")
     n, m = check_world(lam, n_real, n_synthetic)
-    if n_lineages < 1 or generations < 0:
-        raise ValueError(f"need n_lineages ≥ 1 and generations ≥ 0, got {n_lineages} and {generations}")
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1 (or None: one per core), got {workers}")
+    n_lineages, generations = integer("n_lineages", n_lineages, 1), integer("generations", generations, 0)
+    workers = optional_integer("workers", workers, 1)  # None: one per core
+    mean, std = number_in("mean", mean, "(-inf, inf)"), number_in("std", std, "(0, inf)")
+    unbiased = flag("unbiased", unbiased)
     n_blocks = -(-n_lineages // LINEAGES_PER_STREAM)
     shape = (generations + 1, n_blocks * LINEAGES_PER_STREAM)
-    simulation = _Simulation(
-        LOOPS[loop], lam, n, m, float(mean), float(std), unbiased, np.empty(shape), np.empty(shape)
-    )
+    simulation = _Simulation(LOOPS[loop], lam, n, m, mean, std, unbiased, np.empty(shape), np.empty(shape))
     seeds = np.random.SeedSequence(seed).spawn(n_blocks)
     streams = [np.random.Generator(np.random.SFC64(block_seed)) for block_seed in seeds]
     shares = np.array_split(
@@ -263,9 +262,7 @@ def simulate_gaussian_lineages(
             job.result()
         for job in [threads.submit(simulation.run, streams[s[0] : s[-1] + 1], int(s[0])) for s in shares]:
             job.result()
-    return GaussianLineages(
-        simulation.means[:, :n_lineages], simulation.stds[:, :n_lineages], float(mean), float(std)
-    )
+    return GaussianLineages(simulation.means[:, :n_lineages], simulation.stds[:, :n_lineages], mean, std)
 
 
 class _Fit(NamedTuple):

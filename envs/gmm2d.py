@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
+from collapsebench.checks import integer, number_in
 from collapsebench.data import AnalyticDistribution
 from collapsebench.env import CollapseEnv
 
@@ -16,6 +17,9 @@ class RingMixture(AnalyticDistribution):
     """Equal mixture of ``n_modes`` isotropic Gaussians (std ``mode_std``) evenly spaced on a circle."""
 
     def __init__(self, n_modes: int = 8, radius: float = 2.0, mode_std: float = 0.2) -> None:
+        integer("n_modes", n_modes, 3)  # a ring: its covariance below holds from three points on
+        number_in("radius", radius, "[0, inf)")
+        number_in("mode_std", mode_std, "(0, inf)")
         angles = 2 * np.pi * np.arange(n_modes) / n_modes
         self.modes = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
         self.radius, self.mode_std = float(radius), float(mode_std)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from scipy.special import log_ndtr, logsumexp
 
+from collapsebench.checks import integer, number_in
 from collapsebench.data import AnalyticDistribution
 from collapsebench.env import CollapseEnv
 from collapsebench.envs.gmm2d import RingMixture
@@ -28,7 +29,8 @@ class TwoMoons(AnalyticDistribution):
     sample_shape = (2,)
 
     def __init__(self, noise: float = 0.1, arc_points: int = 500) -> None:
-        self.noise = float(noise)
+        self.noise = number_in("noise", noise, "(0, inf)")
+        integer("arc_points", arc_points, 1)
         angles = (np.arange(arc_points) + 0.5) * np.pi / arc_points
         outer = np.stack([np.cos(angles), np.sin(angles)], axis=1)
         inner = np.stack([1 - np.cos(angles), 1 - np.sin(angles) - 0.5], axis=1)
@@ -68,7 +70,8 @@ class Checkerboard(AnalyticDistribution):
     sample_shape = (2,)
 
     def __init__(self, size: int = 4, side: float = 1.0, blur: float = 0.02) -> None:
-        self.size, self.side, self.blur = int(size), float(side), float(blur)
+        self.size = integer("size", size, 1)
+        self.side, self.blur = number_in("side", side, "(0, inf)"), number_in("blur", blur, "(0, inf)")
         corners = [(i, j) for i in range(self.size) for j in range(self.size) if (i + j) % 2 == 0]
         self.lower_corners = (np.array(corners, dtype=np.float64) - self.size / 2) * self.side
 

@@ -386,6 +386,31 @@ def test_a_bad_sample_reward_or_metric_is_refused_when_the_env_is_made(kwargs, e
         cb.make("Gaussian-mix-v0", **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("env_id", "kwargs", "message"),
+    [
+        ("Gaussian-mix-v0", {"std": -1.0}, "std must be a number in (0, inf), got -1.0"),
+        ("Gaussian-mix-v0", {"mean": float("nan")}, "mean must be a number in (-inf, inf), got nan"),
+        ("Gaussian-mix-v0", {"n_synthetic": 0}, "n_synthetic must be an integer ≥ 1, got 0"),
+        ("Gaussian-mix-v0", {"nearest_k": 0}, "nearest_k must be an integer ≥ 1, got 0"),
+        ("Gaussian-mix-v0", {"n_test": 3}, "n_test must be an integer ≥ 4, got 3"),  # nearest_k + 1
+        ("Gaussian-mix-v0", {"warm_start": "no"}, "warm_start must be true or false, got 'no'"),
+        ("Gaussian-mix-v0", {"w2_exact_max_pairs": -1}, "w2_exact_max_pairs must be an integer ≥ 0, got -1"),
+        ("GaussianND-mix-v0", {"largest_std": 0.1}, "largest_std must be a number in [0.5, inf), got 0.1"),
+        ("GaussianND-mix-v0", {"dim": 0}, "dim must be an integer ≥ 1, got 0"),
+        ("GMM2D-mix-v0", {"n_modes": 2}, "n_modes must be an integer ≥ 3, got 2"),
+        ("GMM2D-mix-v0", {"mode_std": -0.2}, "mode_std must be a number in (0, inf), got -0.2"),
+        ("Moons-mix-v0", {"noise": 0}, "noise must be a number in (0, inf), got 0"),
+        ("Checkerboard-mix-v0", {"blur": -0.02}, "blur must be a number in (0, inf), got -0.02"),
+    ],
+)
+def test_a_bad_world_or_env_setting_is_refused_when_the_env_is_made(env_id, kwargs, message):
+    """Not at the first step (n_synthetic = -3 failed there in a broadcast), nor silently: a negative
+    std drew the same world as its absolute value, and warm_start = 'no' counted as true."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        cb.make(env_id, **kwargs)
+
+
 def test_a_reward_that_does_not_score_each_item_fails_the_step_and_changes_nothing():
     @cb.register_reward("test-pairwise")
     def pairwise_reward():

@@ -122,10 +122,16 @@ def test_tidy_frame_and_validation():
     assert len(frame) == 3 * 3 * 3 and set(frame["metric"]) == {"std_ratio", "w2_to_truth", "tail_mass"}
     with pytest.raises(ValueError, match="loop must be"):
         simulate_gaussian_lineages(3, 2, "swap")
-    with pytest.raises(ValueError, match="n_lineages ≥ 1"):
-        simulate_gaussian_lineages(0, 2, "mix")
-    with pytest.raises(ValueError, match="workers must be at least 1"):
-        simulate_gaussian_lineages(3, 2, "mix", workers=0)
+    for settings, message in [
+        ({"n_lineages": 0}, "n_lineages must be an integer ≥ 1, got 0"),
+        ({"generations": -1}, "generations must be an integer ≥ 0, got -1"),
+        ({"workers": 0}, "workers must be an integer ≥ 1, got 0"),
+        ({"std": -1.0}, "std must be a number in (0, inf), got -1.0"),
+        ({"mean": float("inf")}, "mean must be a number in (-inf, inf), got inf"),
+        ({"unbiased": "no"}, "unbiased must be true or false, got 'no'"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            simulate_gaussian_lineages(**{"n_lineages": 3, "generations": 2, "loop": "mix", **settings})
     only_the_real_fit = simulate_gaussian_lineages(5, 0, "replace")
     assert only_the_real_fit.std.shape == (1, 5)
 
