@@ -137,24 +137,25 @@ class RunKey:
 
 class ResultsStore:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        # Nothing is created until the store is used: a command refused for a bad setting leaves no
+        # empty store behind.
         self.path = Path(path) if path is not None else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connection: sqlite3.Connection | None = None
         self._connection_pid = -1
-        with self._connect() as connection:
-            connection.executescript(SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         # One connection per process (a connection must not cross a fork): opening one per
         # generation cost more than a whole step of the cheap envs.
         if self._connection is None or self._connection_pid != os.getpid():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(
                 self.path, timeout=60.0, isolation_level=None, check_same_thread=False
             )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")  # WAL: safe against crashes of the process
             connection.execute("PRAGMA busy_timeout=60000")
+            connection.executescript(SCHEMA)
             self._connection, self._connection_pid = connection, os.getpid()
         yield self._connection
 

@@ -127,6 +127,25 @@ class Cell:
     def label(self) -> str:
         return f"{self.env_id} · {self.build_policy().label} · seed {self.seed}"
 
+    def __str__(self) -> str:
+        """What the cell sets, short, built from its fields alone: how an error names a cell that
+        cannot be built (``label`` builds the policy, which may be what fails)."""
+
+        def call(name: str, params: Mapping[str, Any]) -> str:
+            args = ", ".join(f"{key}={value!r}" for key, value in params.items())
+            return f"{name}({args})" if args else name
+
+        parts = [self.env_id, call(">".join(self.policy), self.policy_params)]
+        if self.model is not None or self.model_params:
+            parts.append(call("model" if self.model is None else f"model {self.model}", self.model_params))
+        if self.env_params:
+            parts.append(call("env", self.env_params))
+        if self.added_metrics:
+            parts.append(f"metrics + {', '.join(self.added_metrics)}")
+        if self.generations is not None:
+            parts.append(f"T={self.generations}")
+        return " · ".join([*parts, f"seed {self.seed}"])
+
     def registering_modules(self) -> dict[str, str]:
         """Each registered name the cell uses (``"policy 'lambda-mix'"``, its env, model, metrics and
         reward) → the module that registers it, which a worker process must import to build the
@@ -379,14 +398,16 @@ class SweepReport:
 def plan(cells: Iterable[Cell], store: ResultsStore) -> Iterator[tuple[Cell, RunKey, int, bool]]:
     """Each cell with its run key, how many generations the store already has, and whether its model
     wants an accelerator. Building the env checks the cell's names and parameters, so a bad cell fails
-    here, before any work starts."""
+    here, before any work starts and before the store is touched."""
+    built: list[tuple[Cell, RunKey, bool]] = []
     for cell in cells:
         try:
             with cell.open() as lineage:
                 key, model = lineage.key, lineage.unwrapped.model_name
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"cell {cell}: {error.args[0] if error.args else error}") from None
-        wants_accelerator = bool(getattr(MODELS.get(model), "wants_accelerator", False))
+        built.append((cell, key, bool(getattr(MODELS.get(model), "wants_accelerator", False))))
+    for cell, key, wants_accelerator in built:
         yield cell, key, store.completed_generations(key.run_id), wants_accelerator
 
 

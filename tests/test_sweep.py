@@ -174,9 +174,33 @@ def test_a_bad_cell_fails_before_anything_runs(tmp_path):
         **CONFIG,
         "agents": [{"policy": "full-synthetic"}, {"policy": "lambda-mix", "params": {"x": 1}}],
     }
-    with pytest.raises(ValueError, match="lambda-mix"):
+    with pytest.raises(ValueError) as refusal:
         sweep(config, tmp_path / "r.sqlite", backend="inline", progress=False)
-    assert ResultsStore(tmp_path / "r.sqlite").runs().empty
+    assert list(tmp_path.iterdir()) == []  # the store is not even created
+    # The cell is named by what it sets, not by every field of its dataclass.
+    assert str(refusal.value).startswith(
+        "cell Gaussian-mix-v0 · lambda-mix(x=1) · env(n_real=50, n_synthetic=50, n_test=50, n_eval=50)"
+        " · T=6 · seed 0: cannot build policy 'lambda-mix' with {'x': 1}"
+    )
+
+
+def test_a_cell_names_itself_by_what_it_sets():
+    cell = Cell(
+        "GMM2D-mix-v0",
+        ("filter-likelihood", "lambda-mix"),
+        3,
+        {"lambda-mix.lam": 0.5},
+        model="kde",
+        model_params={"bandwidth": "scott"},
+        added_metrics=("fd",),
+    )
+    assert str(cell) == (
+        "GMM2D-mix-v0 · filter-likelihood>lambda-mix(lambda-mix.lam=0.5) · model kde(bandwidth='scott')"
+        " · metrics + fd · seed 3"
+    )
+    assert str(Cell("Gaussian-mix-v0", ("full-synthetic",), 0, model_params={"unbiased": False})) == (
+        "Gaussian-mix-v0 · full-synthetic · model(unbiased=False) · seed 0"
+    )
 
 
 def test_a_sweep_equals_separate_evaluate_calls_and_skips_what_is_done(tmp_path):
