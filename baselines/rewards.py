@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from collapsebench.checks import vector
 from collapsebench.rewards import Reward, register_reward
 
 
 @register_reward("linear")
 def linear_reward(direction: tuple[float, ...] | None = None) -> Reward:
     """r(x) = ⟨direction, x⟩: prefers items far along one direction (default: the first coordinate)."""
-    weights = None if direction is None else np.asarray(direction, dtype=np.float64)
+    weights = None if direction is None else vector("direction", direction)
 
     def reward(x: np.ndarray) -> np.ndarray:
         flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
@@ -18,7 +19,7 @@ def linear_reward(direction: tuple[float, ...] | None = None) -> Reward:
             return flat[:, 0]
         if weights.shape != (flat.shape[1],):
             raise ValueError(
-                f"the linear reward's direction has {weights.size} entries for {flat.shape[1]}-d items"
+                f"the linear reward's direction has {_entries(weights.size)} for {flat.shape[1]}-d items"
             )
         return flat @ weights
 
@@ -28,9 +29,18 @@ def linear_reward(direction: tuple[float, ...] | None = None) -> Reward:
 @register_reward("distance")
 def distance_reward(target: tuple[float, ...] = (2.0, 0.0)) -> Reward:
     """r(x) = −‖x − target‖: prefers items close to a target point."""
-    centre = np.asarray(target, dtype=np.float64)
+    centre = vector("target", target)
 
     def reward(x: np.ndarray) -> np.ndarray:
-        return -np.linalg.norm(np.asarray(x, dtype=np.float64).reshape(len(x), -1) - centre, axis=1)
+        flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        if centre.shape != (flat.shape[1],):  # broadcasting would score 1-d items against every entry
+            raise ValueError(
+                f"the distance reward's target has {_entries(centre.size)} for {flat.shape[1]}-d items"
+            )
+        return -np.linalg.norm(flat - centre, axis=1)
 
     return reward
+
+
+def _entries(count: int) -> str:
+    return f"{count} entry" if count == 1 else f"{count} entries"

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, TypeVar
+
+import numpy as np
 
 Choice = TypeVar("Choice")
 
@@ -46,6 +48,20 @@ def integer(name: str, value: Any, at_least: int) -> int:
 def optional_integer(name: str, value: Any, at_least: int) -> int | None:
     """``integer``, with None (the default's meaning, whatever the model gives it) let through."""
     return None if value is None else integer(name, value, at_least)
+
+
+def vector(name: str, value: Any) -> np.ndarray:
+    """``value`` as a float64 array if it is a non-empty sequence of finite numbers (a point, a
+    direction); else a ValueError. A string is not a sequence of numbers here."""
+    items = value.tolist() if isinstance(value, np.ndarray) and value.ndim == 1 else value
+    if (
+        isinstance(items, str)
+        or not isinstance(items, Sequence)
+        or not items
+        or not all(is_number(item) and math.isfinite(item) for item in items)
+    ):
+        raise ValueError(f"{name} must be a non-empty list of finite numbers, got {value!r}")
+    return np.asarray(items, dtype=np.float64)
 
 
 def flag(name: str, value: Any) -> bool:

@@ -27,7 +27,7 @@ from collapsebench.first_models import FirstModelCache
 from collapsebench.metrics import TailReference, gaussian_statistics, knn_radii
 from collapsebench.models import GenerativeModel, WeightedData, make_model
 from collapsebench.pool import DYNAMICS, EMPTY, REAL, Pool, PoolDynamics, PoolUpdate
-from collapsebench.rewards import make_reward
+from collapsebench.rewards import check_reward_fits, make_reward
 from collapsebench.scoring import (
     METRICS,
     PRDC_METRICS,
@@ -199,6 +199,8 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
 
         sample_shape = tuple(real_data.sample_shape)
         self.sample_dtype = np.dtype(getattr(real_data, "dtype", np.float64))
+        if self.sample_reward is not None:
+            check_reward_fits(self.sample_reward, sample_shape, self.sample_dtype, str(sample_reward))
         if np.issubdtype(self.sample_dtype, np.integer):
             limits = np.iinfo(self.sample_dtype)
             low, high = limits.min, limits.max

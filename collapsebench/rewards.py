@@ -29,6 +29,23 @@ def make_reward(reward: str | Reward, **kwargs: Any) -> Reward:
     return REWARDS.make(reward, **kwargs)
 
 
+def check_reward_fits(reward: Reward, sample_shape: tuple[int, ...], dtype: np.dtype, name: str) -> None:
+    """Score two zero items of the env's shape: a reward whose parameters do not fit the items (a
+    3-entry direction for 2-d points) then fails when the env is made, not after the first training.
+    Only the shape of the answer is checked here; its values are checked on real items."""
+    probe = np.zeros((2, *sample_shape), dtype=dtype)
+    try:
+        with np.errstate(all="ignore"):
+            values = np.asarray(reward(probe), dtype=np.float64)
+    except (ValueError, TypeError, IndexError) as error:
+        raise ValueError(f"the reward {name!r} cannot score items of shape {sample_shape}: {error}") from None
+    if values.shape != (2,):
+        raise ValueError(
+            f"the reward {name!r} returned an array of shape {values.shape} for 2 items of shape "
+            f"{sample_shape}: a reward gives one number per item"
+        )
+
+
 def item_rewards(reward: Reward, items: np.ndarray, what: str = "items") -> np.ndarray:
     """``reward(items)`` as float64, checked: one finite number per item. Curation and the
     ``sample_reward`` metric both go through here, so a reward that returns the wrong shape (which

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from collapsebench.checks import flag, in_interval, integer, number_in, one_of, optional_integer
+from collapsebench.checks import flag, in_interval, integer, number_in, one_of, optional_integer, vector
 
 
 @pytest.mark.parametrize(
@@ -61,3 +61,14 @@ def test_flags_and_choices():
         one_of("kind", "ful", ("full", "diag"))
     with pytest.raises(ValueError, match="got \\['full'\\]"):  # unhashable: refused, not a TypeError
         one_of("kind", ["full"], ("full", "diag"))
+
+
+@pytest.mark.parametrize("value", [(1, 2.5), [1.0, -2.5], np.array([1.0, -2.5])])
+def test_lists_of_numbers_are_vectors(value):
+    assert vector("target", value).tolist() in ([1.0, 2.5], [1.0, -2.5])
+
+
+@pytest.mark.parametrize("value", ["12", [], (1.0, float("inf")), [True, 1.0], 2.0, np.zeros((2, 2)), None])
+def test_other_values_are_not_vectors(value):
+    with pytest.raises(ValueError, match=r"^target must be a non-empty list of finite numbers, got "):
+        vector("target", value)

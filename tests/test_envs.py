@@ -346,6 +346,8 @@ def test_sample_reward_is_the_mean_reward_of_the_models_samples_and_changes_noth
     overrides = {"generations": 2, "n_eval": 400}
     plain = rollout(cb.make("Gaussian-mix-v0", **overrides), cb.make_policy("lambda-mix", lam=1.0), seed=3)
     env = cb.make("Gaussian-mix-v0", sample_reward="test-recorded-affine", **overrides)
+    assert [probe.tolist() for probe in recorded_reward] == [[[0.0], [0.0]]]  # make checks its shape
+    recorded_reward.clear()
     obs, _ = env.reset(seed=3)
     policy = cb.make_policy("lambda-mix", lam=1.0)
     policy.reset(3)
@@ -379,6 +381,24 @@ def test_a_sample_reward_is_recorded_in_the_run_config_only_when_set():
         ({"sample_reward": "linaer"}, KeyError, "unknown reward 'linaer'; registered: distance, linear"),
         ({"metrics": ("fd", "tail_mas")}, KeyError, "unknown metric 'tail_mas'; registered: coverage"),
         ({"metrics": "fd"}, ValueError, "metrics must be a sequence of metric names, got the string 'fd'"),
+        # Parameters that do not fit the env's items: found by scoring two zero items, not at step 0.
+        (
+            {"sample_reward": "linear", "sample_reward_kwargs": {"direction": [1.0, 0.0]}},
+            ValueError,
+            "the reward 'linear' cannot score items of shape (1,): the linear reward's direction has 2 "
+            "entries for 1-d items",
+        ),
+        (
+            {"sample_reward": "distance"},  # its default target (2, 0) is a point of the plane
+            ValueError,
+            "the reward 'distance' cannot score items of shape (1,): the distance reward's target has 2 "
+            "entries for 1-d items",
+        ),
+        (
+            {"sample_reward": "distance", "sample_reward_kwargs": {"target": "a"}},
+            ValueError,
+            "target must be a non-empty list of finite numbers, got 'a'",
+        ),
     ],
 )
 def test_a_bad_sample_reward_or_metric_is_refused_when_the_env_is_made(kwargs, error, message):
@@ -411,19 +431,38 @@ def test_a_bad_world_or_env_setting_is_refused_when_the_env_is_made(env_id, kwar
         cb.make(env_id, **kwargs)
 
 
-def test_a_reward_that_does_not_score_each_item_fails_the_step_and_changes_nothing():
+def test_a_reward_that_does_not_score_each_item_is_refused_when_the_env_is_made():
     @cb.register_reward("test-pairwise")
     def pairwise_reward():
         return lambda x: np.ones((len(x), 2))
 
     try:
-        env = cb.make("Gaussian-mix-v0", generations=2, sample_reward="test-pairwise")
+        with pytest.raises(
+            ValueError, match=re.escape("'test-pairwise' returned an array of shape (2, 2) for 2")
+        ):
+            cb.make("Gaussian-mix-v0", sample_reward="test-pairwise")
+    finally:
+        REWARDS.unregister("test-pairwise")
+
+
+def test_a_reward_that_skips_items_fails_the_step_and_changes_nothing():
+    """A shape that depends on the items (a mask left in by mistake) passes the zero-item probe at
+    make; the step's check catches it before a wrong number is recorded."""
+
+    @cb.register_reward("test-masked")
+    def masked_reward():
+        return lambda x: x[x[:, 0] >= 0, 0]
+
+    try:
+        env = cb.make("Gaussian-mix-v0", generations=2, sample_reward="test-masked")
         obs, _ = env.reset(seed=0)
-        with pytest.raises(ValueError, match=re.escape("shape (1000, 2) for 1000 samples")):
+        with pytest.raises(
+            ValueError, match=r"the reward returned an array of shape \(\d+,\) for 1000 samples"
+        ):
             env.step(cb.make_policy("real-only")(obs))
         assert env.unwrapped.generation == 0 and env.unwrapped.model is None
     finally:
-        REWARDS.unregister("test-pairwise")
+        REWARDS.unregister("test-masked")
 
 
 def test_a_reward_that_returns_nan_fails_the_step_instead_of_recording_nan():

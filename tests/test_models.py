@@ -241,5 +241,13 @@ def test_the_bundled_rewards_follow_their_formulas():
         make_reward("linear", direction=(1.0, 0.0, 0.0))(x)
     assert np.allclose(make_reward("distance")(x), -np.hypot(x[:, 0] - 2.0, x[:, 1]))  # target (2, 0)
     assert np.allclose(make_reward("distance", target=(0.0, 0.0))(x), -np.linalg.norm(x, axis=1))
+    with pytest.raises(ValueError, match="target has 1 entry for 2-d items"):  # not broadcast
+        make_reward("distance", target=[0.0])(x)
+    for bad in ("ab", [], [1.0, float("nan")], [True, 0.0], 3.0):
+        with pytest.raises(ValueError, match="must be a non-empty list of finite numbers"):
+            make_reward("distance", target=bad)
+        with pytest.raises(ValueError, match="must be a non-empty list of finite numbers"):
+            make_reward("linear", direction=bad)
+    assert np.allclose(make_reward("linear", direction=np.array([0.5, -1.0]))(x), x @ [0.5, -1.0])
     images = np.arange(2 * 4, dtype=np.uint8).reshape(2, 1, 2, 2)  # items of any shape, flattened
     assert np.array_equal(item_rewards(make_reward("linear"), images), [0.0, 4.0])
