@@ -65,10 +65,11 @@ def vector(name: str, value: Any) -> np.ndarray:
 
 
 def flag(name: str, value: Any) -> bool:
-    """``value`` if it is a boolean: a string such as ``"no"`` would otherwise count as True."""
-    if not isinstance(value, bool):
+    """``value`` as a bool if it is a boolean (numpy's too, as read from an array or a data frame): a
+    string such as ``"no"`` would otherwise count as True."""
+    if not isinstance(value, bool | np.bool_):
         raise ValueError(f"{name} must be true or false, got {value!r}")
-    return value
+    return bool(value)
 
 
 def one_of(name: str, value: Choice, choices: Collection[Choice]) -> Choice:

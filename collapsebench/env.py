@@ -149,7 +149,7 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         ):
             integer(name, value, low)
         optional_integer("n_synthetic", n_synthetic, 1)
-        flag("warm_start", warm_start)
+        warm_start = flag("warm_start", warm_start)
         if isinstance(metrics, str):
             raise ValueError(f"metrics must be a sequence of metric names, got the string {metrics!r}")
         for name in metrics:

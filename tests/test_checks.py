@@ -53,6 +53,7 @@ def test_none_passes_an_optional_integer_and_nothing_else_changes():
 
 def test_flags_and_choices():
     assert flag("compile", False) is False
+    assert flag("compile", np.True_) is True  # numpy's booleans are booleans, returned as Python's
     for truthy in ("no", 1, None):
         with pytest.raises(ValueError, match="compile must be true or false"):
             flag("compile", truthy)
