@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from collapsebench.checks import in_interval
+from collapsebench.checks import synthetic_ratio
 from collapsebench.policies import CurationPolicy, PoolView, register_policy
 
 
@@ -45,9 +45,7 @@ class LambdaMix(CurationPolicy):
     """
 
     def __init__(self, lam: float = 1.0) -> None:
-        if not in_interval(lam, "[0, inf]"):
-            raise ValueError(f"lam must be a number ≥ 0 (or inf), got {lam!r}")
-        self.lam = float(lam)
+        self.lam = synthetic_ratio(lam)
 
     def __call__(self, obs: Mapping[str, Any]) -> np.ndarray:
         pool = PoolView(obs)

@@ -38,6 +38,14 @@ def number_in(name: str, value: Any, interval: str) -> float:
     return float(value)
 
 
+def synthetic_ratio(value: Any) -> float:
+    """λ, the synthetic/real mass ratio of Bertrand et al.: a number ≥ 0, ``inf`` for fully synthetic.
+    One check for the policy that mixes by it and the closed forms that predict it."""
+    if not in_interval(value, "[0, inf]"):
+        raise ValueError(f"lam must be a number ≥ 0 (or inf), got {value!r}")
+    return float(value)
+
+
 def integer(name: str, value: Any, at_least: int) -> int:
     """``value`` as an int if it is a whole number ≥ ``at_least`` (3 and 3.0 are; 3.5, True are not)."""
     if not (is_number(value) and math.isfinite(value) and value == int(value) and value >= at_least):

@@ -47,6 +47,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import brentq
 
+from collapsebench.checks import integer, synthetic_ratio
+
 MIX_LOOPS = ("mix", "fresh")  # the λ-mix loops the recursion covers, by the fast path's names
 _LARGEST_LAMBDA = 1e12  # the search range of ``critical_lambda``: beyond it the real mass is ≤ 1e-12
 
@@ -68,13 +70,11 @@ def mix_masses(lam: float, n_real: int, n_synthetic: int) -> MixMasses:
 
 
 def check_world(lam: float, n_real: int, n_synthetic: int | None) -> tuple[int, int]:
-    """(n, m) of a λ-mix world, or a ValueError naming what is wrong."""
-    if not lam >= 0:
-        raise ValueError(f"lam must be ≥ 0 (or inf), got {lam!r}")
-    n, m = int(n_real), int(n_real if n_synthetic is None else n_synthetic)
-    if n < 2 or m < 2:
-        raise ValueError("n_real and n_synthetic must be at least 2")
-    return n, m
+    """(n, m) of a λ-mix world, or a ValueError naming what is wrong. Two items at least: a variance
+    is fitted from each set."""
+    synthetic_ratio(lam)
+    n = integer("n_real", n_real, 2)
+    return n, n if n_synthetic is None else integer("n_synthetic", n_synthetic, 2)
 
 
 def second_moment_recursion(
@@ -113,8 +113,7 @@ def expected_moments(
     """x_t of the module doc at t = 0..``generations`` on the λ-mix ``loop``, exactly: an array of
     shape (generations + 1, 2) holding E[(μ̂_t − c)²]/σ² (c = μ̄ on ``"mix"``, μ on ``"fresh"``) and
     E[σ̂_t²]/σ²."""
-    if generations < 0:
-        raise ValueError(f"generations must be ≥ 0, got {generations}")
+    generations = integer("generations", generations, 0)
     step, shift = second_moment_recursion(lam, n_real, n_synthetic, unbiased, loop)
     moments = np.empty((generations + 1, 2))
     # The real-only fit of generation 0: its mean is μ̄ itself, which is μ + N(0, σ²/n).
@@ -151,8 +150,7 @@ def accumulated_moments(
     with Z_t independent of the past, A_t = E[S_t²] follows A_{t+1} = A_t·(1 + 2m/N_t) + E[e_t²], and
     running sums of E[σ̂_s²] and E[e_s²] give the scatter's expectation: O(1) per generation. As for
     the mix loop, conditioned on the real items both moments are these curves scaled by v/E[v]."""
-    if generations < 0:
-        raise ValueError(f"generations must be ≥ 0, got {generations}")
+    generations = integer("generations", generations, 0)
     n, m = check_world(0.0, n_real, n_synthetic)
     moments = np.empty((generations + 1, 2))
     total_offset_square = 0.0  # A_t = E[S_t²]
