@@ -139,7 +139,7 @@ def run(
         typer.Option("--param", help="policy parameter NAME=VALUE (STAGE.NAME=VALUE when composed)"),
     ] = None,
     seeds: Annotated[str, typer.Option(help="e.g. 0-19 or 0,3,5")] = "0-4",
-    generations: Annotated[int | None, typer.Option(help="T (default: the env spec's)")] = None,
+    generations: Annotated[int | None, typer.Option(min=0, help="T (default: the env spec's)")] = None,
     model: Annotated[str | None, typer.Option(help="registered model (default: the env spec's)")] = None,
     model_param: Annotated[
         list[str] | None, typer.Option("--model-param", help="model parameter NAME=VALUE")
@@ -154,10 +154,11 @@ def run(
     store: StoreOption = None,
     out: Annotated[Path | None, typer.Option(help="also export the results to .csv or .parquet")] = None,
     snapshots: Annotated[
-        int, typer.Option(help="save samples at N evenly spaced generations (for plot --samples)")
+        int, typer.Option(min=0, help="save samples at N evenly spaced generations (for plot --samples)")
     ] = 0,
     checkpoint_every: Annotated[
-        float, typer.Option(help="seconds of compute between checkpoints (0: after every generation)")
+        float,
+        typer.Option(min=0.0, help="seconds of compute between checkpoints (0: after every generation)"),
     ] = 60.0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     data_dir: Annotated[
@@ -247,16 +248,16 @@ def sweep_command(
     store: StoreOption = None,
     backend: Annotated[str, typer.Option(help="local (process pool), ray, or inline")] = "local",
     workers: Annotated[
-        int | None, typer.Option(help="worker processes / Ray CPUs [default: all cores]")
+        int | None, typer.Option(min=1, help="worker processes / Ray CPUs [default: all cores]")
     ] = None,
     address: Annotated[
         str | None, typer.Option(help="join this Ray cluster (ray back-end): auto, ray://host:10001")
     ] = None,
     chunk_seconds: Annotated[
-        float, typer.Option(help="compute per task; what a dead worker can cost (0: one generation)")
+        float, typer.Option(min=0.0, help="compute per task; what a dead worker can cost (0: one generation)")
     ] = 60.0,
-    max_retries: Annotated[int, typer.Option(help="reruns of a chunk whose worker died")] = 2,
-    snapshots: Annotated[int, typer.Option(help="save samples at N generations per run")] = 0,
+    max_retries: Annotated[int, typer.Option(min=0, help="reruns of a chunk whose worker died")] = 2,
+    snapshots: Annotated[int, typer.Option(min=0, help="save samples at N generations per run")] = 0,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="list the cells and their state; run nothing")
     ] = False,

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from collapsebench.checks import integer, number_in
 from collapsebench.datasets import CorruptDataError
 from collapsebench.env import CollapseEnv
 from collapsebench.first_models import FirstModelCache
@@ -236,6 +237,8 @@ def evaluate(
     run_id). ``generations`` (T), ``model`` and ``model_kwargs`` override the env spec's defaults;
     ``checkpoint_every_s`` sets how much compute an interruption may cost; ``snapshots`` how many
     generations to keep samples of, for pictures (see ``run_lineage``)."""
+    integer("snapshots", snapshots, 0)
+    number_in("checkpoint_every_s", checkpoint_every_s, "[0, inf]")
     if isinstance(policy, str):
         policy = make_policy(policy, **dict(policy_kwargs or {}))
     elif policy_kwargs:

@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from collapsebench.checks import integer, number_in
 from collapsebench.executors import EXECUTORS, Resources, main_file, make_executor
 from collapsebench.first_models import FirstModelCache
 from collapsebench.models import MODELS
@@ -425,6 +426,9 @@ def sweep(
     """Run every cell of ``config`` (a TOML path, a parsed config, or cells) on ``backend``
     (``local``, ``ray`` or ``inline``; see ``collapsebench.executors``). Finished cells are skipped,
     interrupted ones resume; ``chunk_seconds`` is how much compute a dead worker may cost."""
+    number_in("chunk_seconds", chunk_seconds, "[0, inf]")
+    integer("max_retries", max_retries, 0)
+    integer("snapshots", snapshots, 0)
     if isinstance(config, str | os.PathLike):
         cells = load_sweep(config)
     elif isinstance(config, Mapping):

@@ -139,6 +139,10 @@ def test_run_reports_bad_input_clearly(tmp_path):
     assert "--add-metric" in result.output
     result = invoke("run", "Gaussian-mix-v0", "--policy", "real-only", "--out", "r.txt", "--store", store)
     assert result.exit_code == 2 and "export to .csv or .parquet, not '.txt'" in result.output
+    for option in ("--generations", "--snapshots", "--checkpoint-every"):  # named, not an env setting
+        result = invoke("run", "Gaussian-mix-v0", "--policy", "real-only", option, "-1", "--store", store)
+        assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output
+        assert "greater than or equal to 0" in result.output
     assert list(tmp_path.iterdir()) == []  # a refused command leaves no store behind, not even an empty one
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import re
 import sqlite3
 
 import numpy as np
@@ -59,6 +60,19 @@ def test_finished_runs_are_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr(cb.CollapseEnv, "step", lambda *a, **k: pytest.fail("a finished run was re-run"))
     again = small_eval(store)
     pd.testing.assert_frame_equal(first, again)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"snapshots": -1}, "snapshots must be an integer ≥ 0, got -1"),  # was: no snapshots, silently
+        ({"checkpoint_every_s": -5.0}, "checkpoint_every_s must be a number in [0, inf], got -5.0"),
+    ],
+)
+def test_evaluate_checks_its_arguments_before_the_store_is_touched(tmp_path, setting, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        cb.evaluate("Gaussian-mix-v0", "real-only", store=tmp_path / "r.sqlite", progress=False, **setting)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_different_params_are_different_runs(tmp_path):

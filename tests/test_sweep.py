@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -319,6 +320,21 @@ def test_executor_arguments_are_checked():
         make_executor("inline", workers=0)
     with pytest.raises(KeyError, match="unknown executor 'dask'"):
         make_executor("dask")
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"chunk_seconds": -1.0}, "chunk_seconds must be a number in [0, inf], got -1.0"),
+        ({"chunk_seconds": float("nan")}, "chunk_seconds must be a number in [0, inf], got nan"),
+        ({"max_retries": -1}, "max_retries must be an integer ≥ 0, got -1"),
+        ({"snapshots": 1.5}, "snapshots must be an integer ≥ 0, got 1.5"),
+    ],
+)
+def test_sweep_arguments_are_checked_before_the_store_is_touched(tmp_path, setting, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sweep(CONFIG, tmp_path / "r.sqlite", backend="inline", progress=False, **setting)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_local_pool_refuses_a_main_program_read_from_stdin():

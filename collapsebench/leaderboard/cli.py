@@ -309,7 +309,7 @@ def baselines(
     store: Annotated[Path, typer.Option(help="results store for the runs")] = Path(
         "results/leaderboard.sqlite"
     ),
-    workers: Annotated[int | None, typer.Option(help="worker processes [default: all cores]")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="worker processes [default: all cores]")] = None,
     backend: Annotated[str, typer.Option(help="sweep back-end: local, ray, inline")] = "local",
     root: RootOption = DEFAULT_ROOT,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
