@@ -173,14 +173,19 @@ def parse_seeds(value: str | int | Sequence[int]) -> list[int]:
         seeds = list(value)
         if not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
             raise ValueError(f"seeds must be integers, got {seeds!r}")
-        return seeds
-    seeds = []
-    try:
+    else:
+        seeds = []
         for part in value.split(","):
             low, dash, high = part.strip().partition("-")
-            seeds.extend(range(int(low), int(high) + 1) if dash else [int(low)])
-    except ValueError:
-        raise ValueError(f"seeds look like 0-19, 0,3,5 or 0-4,10; got {value!r}") from None
+            try:
+                first, last = int(low), int(high if dash else low)
+            except ValueError:
+                raise ValueError(f"seeds look like 0-19, 0,3,5 or 0-4,10; got {value!r}") from None
+            if last < first:
+                raise ValueError(
+                    f"the seed range {part.strip()} is empty: write it low to high ({last}-{first})"
+                )
+            seeds.extend(range(first, last + 1))
     if not seeds:
         raise ValueError("no seeds")
     return seeds

@@ -144,6 +144,12 @@ def test_a_bad_config_lists_every_problem():
     assert parse_seeds("0-2,7") == [0, 1, 2, 7]
     with pytest.raises(ValueError, match="integers"):
         parse_seeds([0, "1"])
+    with pytest.raises(
+        ValueError, match=re.escape("the seed range 5-2 is empty: write it low to high (2-5)")
+    ):
+        parse_seeds("0,5-2")  # was "no seeds", or a silently shorter list beside other seeds
+    with pytest.raises(ValueError, match="no seeds"):
+        parse_seeds([])
 
 
 def test_load_sweep_reads_toml_and_names_the_file(tmp_path):
