@@ -84,7 +84,7 @@ def file_stem(text: str) -> str:
 
 def parse_seeds(text: str) -> list[int]:
     """``0-19``, ``0,2,5``, ``3`` or a mix: ``0-4,10``."""
-    from collapsebench.sweep import parse_seeds as parse
+    from collapsebench.runner import parse_seeds as parse
 
     try:
         return parse(text)

@@ -7,6 +7,7 @@ re-run; interrupted ones resume from their last committed generation.
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -218,11 +219,43 @@ def merged_model_params(env_id: str, model: str | None, params: Mapping[str, Any
     return dict(params)
 
 
+def parse_seeds(value: str | int | Iterable[int]) -> list[int]:
+    """``"0-19"``, ``"0,2,5"``, ``"0-4,10"``, ``3`` or any iterable of integers (``range(5)``, a numpy
+    array) → a list of seeds, each a whole number ≥ 0."""
+    if isinstance(value, bool):
+        raise ValueError(f"seeds look like 0-19, 0,3,5 or a list of integers; got {value!r}")
+    if isinstance(value, numbers.Integral):
+        seeds = [int(value)]
+    elif not isinstance(value, str):
+        seeds = list(value)
+        if not all(isinstance(seed, numbers.Integral) and not isinstance(seed, bool) for seed in seeds):
+            raise ValueError(f"seeds must be integers, got {seeds!r}")
+        seeds = [int(seed) for seed in seeds]
+    else:
+        seeds = []
+        for part in value.split(","):
+            low, dash, high = part.strip().partition("-")
+            try:
+                first, last = int(low), int(high if dash else low)
+            except ValueError:
+                raise ValueError(f"seeds look like 0-19, 0,3,5 or 0-4,10; got {value!r}") from None
+            if last < first:
+                raise ValueError(
+                    f"the seed range {part.strip()} is empty: write it low to high ({last}-{first})"
+                )
+            seeds.extend(range(first, last + 1))
+    if not seeds:
+        raise ValueError("no seeds")
+    if min(seeds) < 0:  # numpy's seed sequences take none
+        raise ValueError(f"seeds must be ≥ 0, got {min(seeds)}")
+    return seeds
+
+
 def evaluate(
     env_id: str,
     policy: str | CurationPolicy,
     policy_kwargs: Mapping[str, Any] | None = None,
-    seeds: Iterable[int] = range(5),
+    seeds: str | int | Iterable[int] = range(5),
     generations: int | None = None,
     model: str | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
@@ -239,6 +272,7 @@ def evaluate(
     generations to keep samples of, for pictures (see ``run_lineage``)."""
     integer("snapshots", snapshots, 0)
     number_in("checkpoint_every_s", checkpoint_every_s, "[0, inf]")
+    seed_list = parse_seeds(seeds)
     if isinstance(policy, str):
         policy = make_policy(policy, **dict(policy_kwargs or {}))
     elif policy_kwargs:
@@ -251,12 +285,11 @@ def evaluate(
     if model_kwargs is not None:
         overrides["model_kwargs"] = dict(model_kwargs)
     results = store if isinstance(store, ResultsStore) else ResultsStore(store)
-    seeds = [int(seed) for seed in seeds]
     total_generations = int(overrides.get("generations", spec(env_id).kwargs["generations"])) + 1
 
     run_ids = []
-    with progress_bar(progress, f"{env_id} · {policy.label}", len(seeds) * total_generations) as advance:
-        for seed in seeds:
+    with progress_bar(progress, f"{env_id} · {policy.label}", len(seed_list) * total_generations) as advance:
+        for seed in seed_list:
             run_ids.append(
                 run_lineage(env_id, policy, seed, results, overrides, advance, checkpoint_every_s, snapshots)
             )

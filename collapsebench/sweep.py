@@ -44,7 +44,7 @@ import itertools
 import os
 import tomllib
 import traceback
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -68,6 +68,7 @@ from collapsebench.runner import (
     commit,
     merged_model_params,
     package_version,
+    parse_seeds,
     progress_bar,
 )
 from collapsebench.scoring import METRICS, check_metric_names
@@ -163,34 +164,6 @@ class Cell:
 
 
 # ---------------------------------------------------------------------------------------------- configs
-def parse_seeds(value: str | int | Sequence[int]) -> list[int]:
-    """``"0-19"``, ``"0,2,5"``, ``"0-4,10"``, ``3`` or ``[0, 3]`` → a list of seeds."""
-    if isinstance(value, bool):
-        raise ValueError(f"seeds look like 0-19, 0,3,5 or a list of integers; got {value!r}")
-    if isinstance(value, int):
-        return [value]
-    if not isinstance(value, str):
-        seeds = list(value)
-        if not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
-            raise ValueError(f"seeds must be integers, got {seeds!r}")
-    else:
-        seeds = []
-        for part in value.split(","):
-            low, dash, high = part.strip().partition("-")
-            try:
-                first, last = int(low), int(high if dash else low)
-            except ValueError:
-                raise ValueError(f"seeds look like 0-19, 0,3,5 or 0-4,10; got {value!r}") from None
-            if last < first:
-                raise ValueError(
-                    f"the seed range {part.strip()} is empty: write it low to high ({last}-{first})"
-                )
-            seeds.extend(range(first, last + 1))
-    if not seeds:
-        raise ValueError("no seeds")
-    return seeds
-
-
 def grid(params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """Every combination of the list-valued entries (``[[1, 2]]`` is the one value ``[1, 2]``)."""
     params = dict(params or {})

@@ -75,6 +75,23 @@ def test_evaluate_checks_its_arguments_before_the_store_is_touched(tmp_path, set
     assert list(tmp_path.iterdir()) == []
 
 
+def test_evaluate_takes_seeds_as_the_shell_writes_them_or_as_any_integers(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    for seeds in ("0-1", np.arange(2), range(2), [np.int64(0), 1]):  # a string was iterated by character
+        frame = cb.evaluate(
+            "Gaussian-mix-v0", "real-only", seeds=seeds, generations=1, store=store, progress=False
+        )
+        assert sorted(frame["seed"].unique()) == [0, 1]
+    assert len(store.runs()) == 2  # the same two runs each time
+    for seeds, message in (
+        ([], "no seeds"),
+        ([-1], "seeds must be ≥ 0, got -1"),
+        ([0.5], "must be integers"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            cb.evaluate("Gaussian-mix-v0", "real-only", seeds=seeds, store=store, progress=False)
+
+
 def test_different_params_are_different_runs(tmp_path):
     store = ResultsStore(tmp_path / "r.sqlite")
     small_eval(store, lam=0.5)
