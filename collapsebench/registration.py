@@ -100,10 +100,29 @@ def make(env_id: str, **overrides: Any) -> gym.Env:
     ``model_kwargs`` builds that model with its own defaults.
     """
     env_spec = spec(env_id)
+    _check_setting_names(env_id, env_spec, overrides)
     if "model" in overrides and overrides["model"] != env_spec.kwargs.get("model"):
         overrides.setdefault("model_kwargs", None)
     generations = int(overrides.get("generations", env_spec.kwargs["generations"]))
     return gym.make(env_spec.id, max_episode_steps=generations + 1, **overrides)
+
+
+def _check_setting_names(env_id: str, env_spec: EnvSpec, overrides: dict[str, Any]) -> None:
+    """A misspelt setting is named with the nearest real one, not reported by gymnasium with the
+    whole keyword dict."""
+    creator = load_env_creator(env_spec.entry_point)
+    try:
+        bound_params(creator, (), {**env_spec.kwargs, **overrides}, partial=True)
+    except TypeError:
+        known = default_settings(env_id)
+        for name in overrides:
+            if name not in known:
+                close = difflib.get_close_matches(name, list(known), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise TypeError(
+                    f"{env_id} has no setting {name!r}{hint}; cb.default_settings({env_id!r}) lists them"
+                ) from None
+        raise
 
 
 def env_version(env_id: str) -> int:

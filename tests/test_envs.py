@@ -431,6 +431,17 @@ def test_a_bad_world_or_env_setting_is_refused_when_the_env_is_made(env_id, kwar
         cb.make(env_id, **kwargs)
 
 
+def test_a_misspelt_setting_is_named_with_the_nearest_real_one():
+    with pytest.raises(
+        TypeError, match=re.escape("Gaussian-mix-v0 has no setting 'n_reel' (did you mean 'n_real'?)")
+    ):
+        cb.make("Gaussian-mix-v0", n_reel=50)
+    with pytest.raises(
+        TypeError, match=re.escape("GMM2D-mix-v0 has no setting 'colour'; cb.default_settings(")
+    ):
+        cb.make("GMM2D-mix-v0", colour="red")
+
+
 def test_a_reward_that_does_not_score_each_item_is_refused_when_the_env_is_made():
     @cb.register_reward("test-pairwise")
     def pairwise_reward():
