@@ -103,7 +103,8 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
     **Sample reward**: ``sample_reward``, a registered reward name (``cb.register_reward``; with
     ``sample_reward_kwargs``), adds the metric ``sample_reward``: the mean reward r(x) of the model's
     ``n_eval`` samples, the quantity reward curation (Ferbach et al.) raises. It only measures: every
-    other number of the run is the same with or without it.
+    other number of the run is the same with or without it. The reward scores two zero items when the
+    env is built, so parameters that do not fit the items' shape fail here, not after a training.
 
     **First models**: ``first_models`` (a ``FirstModelCache``) lets lineages that start from the same
     data share generation 0's fit; it changes no result (see ``collapsebench.first_models``).

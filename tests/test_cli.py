@@ -423,6 +423,15 @@ def test_sweep_dry_run_lists_cells_and_a_bad_config_is_a_usage_error(tmp_path):
     assert unknown.exit_code == 2 and "--backend" in unknown.output
     assert "unknown back-end 'dask'; registered: inline, local, ray" in unknown.output
     assert not elsewhere.exists()  # refused before the store was opened
+    for option, value in (
+        ("--workers", "0"),
+        ("--chunk-seconds", "-1"),
+        ("--max-retries", "-1"),
+        ("--snapshots", "-1"),
+    ):
+        refused = invoke("sweep", str(config), "--store", str(elsewhere), option, value)
+        assert refused.exit_code == 2 and f"Invalid value for '{option}'" in refused.output
+    assert not elsewhere.exists()
 
 
 def test_the_progress_bar_counts_the_generations_still_to_run(tmp_path):
