@@ -120,7 +120,7 @@ def _check_setting_names(env_id: str, env_spec: EnvSpec, overrides: dict[str, An
                 close = difflib.get_close_matches(name, list(known), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise TypeError(
-                    f"{env_id} has no setting {name!r}{hint}; cb.default_settings({env_id!r}) lists them"
+                    f"no setting {name!r}{hint}; cb.default_settings({env_id!r}) lists the env's settings"
                 ) from None
         raise
 

@@ -126,7 +126,7 @@ def test_run_reports_bad_input_clearly(tmp_path):
     for setting, named in [
         (["--env-param", "sample_reward=linaer"], "unknown reward 'linaer'; registered: distance, linear"),
         (["--env-param", "n_real=0"], "n_real must be an integer ≥ 1, got 0"),
-        (["--env-param", "n_reel=50"], "has no setting 'n_reel' (did you mean 'n_real'?)"),
+        (["--env-param", "n_reel=50"], "Gaussian-mix-v0: no setting 'n_reel' (did you mean 'n_real'?)"),
         (["--model", "gausian"], "unknown model 'gausian'"),
     ]:
         result = invoke("run", "Gaussian-mix-v0", "--policy", "lambda-mix", *setting, "--store", store)

@@ -433,11 +433,14 @@ def test_a_bad_world_or_env_setting_is_refused_when_the_env_is_made(env_id, kwar
 
 def test_a_misspelt_setting_is_named_with_the_nearest_real_one():
     with pytest.raises(
-        TypeError, match=re.escape("Gaussian-mix-v0 has no setting 'n_reel' (did you mean 'n_real'?)")
+        TypeError,
+        match=re.escape(
+            "no setting 'n_reel' (did you mean 'n_real'?); cb.default_settings('Gaussian-mix-v0') lists"
+        ),
     ):
         cb.make("Gaussian-mix-v0", n_reel=50)
     with pytest.raises(
-        TypeError, match=re.escape("GMM2D-mix-v0 has no setting 'colour'; cb.default_settings(")
+        TypeError, match=re.escape("no setting 'colour'; cb.default_settings('GMM2D-mix-v0')")
     ):
         cb.make("GMM2D-mix-v0", colour="red")
 
