@@ -104,7 +104,14 @@ def make(env_id: str, **overrides: Any) -> gym.Env:
     if "model" in overrides and overrides["model"] != env_spec.kwargs.get("model"):
         overrides.setdefault("model_kwargs", None)
     generations = int(overrides.get("generations", env_spec.kwargs["generations"]))
-    return gym.make(env_spec.id, max_episode_steps=generations + 1, **overrides)
+    try:
+        return gym.make(env_spec.id, max_episode_steps=generations + 1, **overrides)
+    except TypeError as error:
+        # gymnasium re-raises the env's TypeError with every keyword appended; the env's own message
+        # already names the problem (a model's misspelt parameter, say).
+        if isinstance(error.__cause__, TypeError):
+            raise error.__cause__ from None
+        raise
 
 
 def _check_setting_names(env_id: str, env_spec: EnvSpec, overrides: dict[str, Any]) -> None:

@@ -6,6 +6,8 @@ warns, which hides typos in plugins), and looking up an unknown name lists the n
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -82,7 +84,8 @@ class Registry(Generic[T]):
         try:
             return factory(**kwargs)
         except TypeError as error:
-            raise TypeError(f"cannot build {self.kind} {name!r} with {kwargs}: {error}") from error
+            problem = _unknown_parameter(factory, kwargs) or str(error)
+            raise TypeError(f"cannot build {self.kind} {name!r} with {kwargs}: {problem}") from error
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -92,3 +95,25 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _unknown_parameter(factory: Callable[..., object], kwargs: dict[str, object]) -> str | None:
+    """``no parameter 'lamb' (did you mean 'lam'?); its parameters: lam`` for the first keyword the
+    factory does not take; None where it takes them all (or any keyword)."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin)
+        return None
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return None
+    names = [
+        name
+        for name, parameter in parameters.items()
+        if parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    for keyword in kwargs:
+        if keyword not in names:
+            close = difflib.get_close_matches(keyword, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return f"no parameter {keyword!r}{hint}; its parameters: {', '.join(names) or 'none'}"
+    return None

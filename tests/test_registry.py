@@ -80,10 +80,24 @@ def test_duplicate_policy_and_model_names_are_errors():
 
 
 def test_bad_constructor_arguments_name_the_component():
-    with pytest.raises(TypeError, match="cannot build policy 'lambda-mix'"):
+    message = (
+        "cannot build policy 'lambda-mix' with {'lamda': 0.5}: no parameter 'lamda' (did you mean 'lam'?); "
+        "its parameters: lam"
+    )
+    with pytest.raises(TypeError, match=re.escape(message)):
         cb.make_policy("lambda-mix", lamda=0.5)
     with pytest.raises(ValueError, match="lam must be"):
         cb.make_policy("lambda-mix", lam=-1)
+    # Through an env: the model's own message, without gymnasium's dump of every keyword.
+    with pytest.raises(TypeError) as refusal:
+        cb.make("GMM2D-mix-v0", model_kwargs={"n_component": 3})
+    assert str(refusal.value).startswith(
+        "cannot build model 'gmm' with {'n_component': 3}: no parameter 'n_component' "
+        "(did you mean 'n_components'?)"
+    )
+    assert "environment creator" not in str(refusal.value)
+    with pytest.raises(TypeError, match=re.escape("RealOnly() takes no arguments")):  # no signature to list
+        cb.make_policy("real-only", keep=1)
 
 
 def test_registry_iterates_sorted_and_unregisters():
