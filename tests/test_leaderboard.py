@@ -567,6 +567,8 @@ def test_describe_shows_the_tracks_and_an_unknown_track_id_is_a_usage_error(tmp_
     options = ["--store", str(tmp_path / "runs.sqlite"), "--root", str(REPOSITORY_BOARD)]
     code, output = cli("leaderboard", "baselines", "--track", "no-such-track", *options)
     assert code == 2 and "no-such-track" in output  # a usage error, before any run
+    code, output = cli("leaderboard", "describe", "--root", str(tmp_path))  # outside a clone
+    assert code == 2 and "no board under" in output and "CLONE/leaderboard" in output
 
 
 def test_describe_prints_the_commands_that_make_a_valid_entry(root, tmp_path):

@@ -151,7 +151,11 @@ def load_board(root: str | os.PathLike[str] = DEFAULT_ROOT, version: int | None 
     reference areas of ``references.json`` beside it where they exist."""
     folders = board_folders(root)
     if not folders:
-        raise FileNotFoundError(f"no board under {Path(root) / 'boards'} (expected vN/board.toml)")
+        raise FileNotFoundError(
+            f"no board under {Path(root) / 'boards'} (expected vN/board.toml): the board lives in the "
+            "leaderboard/ folder of a clone of the collapsebench repository; run from the clone's root "
+            "or pass --root CLONE/leaderboard"
+        )
     if version is None:
         version = max(folders)
     if version not in folders:
