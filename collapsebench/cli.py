@@ -94,9 +94,10 @@ def parse_seeds(text: str) -> list[int]:
 
 @app.command("list")
 def list_command() -> None:
-    """Registered envs, curation policies, models and metrics."""
+    """Registered envs, curation policies, models, metrics and rewards."""
     import collapsebench as cb
     from collapsebench.registration import default_settings
+    from collapsebench.rewards import REWARDS
     from collapsebench.scoring import METRICS
 
     table = Table("env id", "model", "n_real", "T", "headline", title="environments")
@@ -114,6 +115,7 @@ def list_command() -> None:
     console.print("[bold]policies:[/]", ", ".join(cb.list_policies()))
     console.print("[bold]models:[/]", ", ".join(cb.list_models()))
     console.print("[bold]metrics:[/]", ", ".join(METRICS))
+    console.print("[bold]rewards:[/]", ", ".join(REWARDS), "(for curate-bt and sample_reward)")
 
 
 @app.command()

@@ -16,6 +16,7 @@ from collapsebench.demo import EXACT_LINEAGES, EXACT_METRIC
 from collapsebench.envs.gaussian import c4
 from collapsebench.policies import POLICIES, CurationPolicy
 from collapsebench.registration import default_settings
+from collapsebench.rewards import REWARDS
 from collapsebench.scoring import METRICS
 from collapsebench.store import ResultsStore
 from collapsebench.terminal import console
@@ -37,12 +38,18 @@ def invoke(*args: str) -> Result:
     return Result(result.exit_code, result.output)
 
 
-def test_list_shows_envs_policies_models_and_metrics():
+def test_list_shows_envs_policies_models_metrics_and_rewards():
     result = invoke("list")
     assert result.exit_code == 0, result.output
     for name in ("Gaussian-mix-v0", "GMM2D-replace-v0", "lambda-mix", "gmm", "std_ratio"):
         assert name in result.output
-    for kind, names in (("policies", list_policies()), ("models", list_models()), ("metrics", METRICS)):
+    kinds = (
+        ("policies", list_policies()),
+        ("models", list_models()),
+        ("metrics", METRICS),
+        ("rewards", REWARDS),
+    )
+    for kind, names in kinds:
         assert f"{kind}: {', '.join(names)}" in result.output
 
 
