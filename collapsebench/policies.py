@@ -114,6 +114,12 @@ class ComposedPolicy(CurationPolicy):
     def __init__(self, *stages: CurationPolicy) -> None:
         if len(stages) < 2:
             raise ValueError("compose needs at least two policies")
+        for stage in stages:
+            if not isinstance(stage, CurationPolicy):
+                raise TypeError(
+                    f"compose takes curation policies or their registered names, got {stage!r}: wrap a "
+                    "function in a registered CurationPolicy (cb.register_policy)"
+                )
         self.stages = stages
         self.params = {"stages": [{"policy": stage.name, "params": stage.params} for stage in stages]}
 

@@ -241,6 +241,8 @@ def test_compose_mixes_lambda_times_the_real_mass_over_the_kept_items():
     assert policy.params["stages"][1] == {"policy": "lambda-mix", "params": {"lam": 0.5}}
     with pytest.raises(ValueError, match="at least two"):
         cb.compose("dedup")
+    with pytest.raises(TypeError, match="compose takes curation policies or their registered names"):
+        cb.compose("dedup", lambda obs: obs["valid"])  # not a policy: refused here, not at .name
 
 
 def test_filters_refuse_a_pool_without_real_items():
