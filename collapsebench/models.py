@@ -124,7 +124,7 @@ class SupportsCovariance(Protocol):
         ...
 
 
-MODELS: Registry[GenerativeModel] = Registry("model")
+MODELS: Registry[GenerativeModel] = Registry("model", base=GenerativeModel)
 
 
 def register_model(name: str) -> Callable[[type[GenerativeModel]], type[GenerativeModel]]:

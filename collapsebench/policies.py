@@ -94,7 +94,7 @@ class CurationPolicy(ABC):
         """Per-slot weights in [0, 1], shape (capacity,)."""
 
 
-POLICIES: Registry[CurationPolicy] = Registry("policy")
+POLICIES: Registry[CurationPolicy] = Registry("policy", base=CurationPolicy)
 
 
 def register_policy(name: str) -> Callable[[type[CurationPolicy]], type[CurationPolicy]]:

@@ -38,8 +38,9 @@ def import_registering_modules(
 class Registry(Generic[T]):
     """A named collection of factories of one kind (``"policy"``, ``"model"``, ...)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, base: type | None = None) -> None:
         self.kind = kind
+        self.base = base  # where set, only its subclasses may be registered
         self._entries: dict[str, Callable[..., T]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -54,6 +55,12 @@ class Registry(Generic[T]):
                 raise ValueError(
                     f"{self.kind} {name!r} is already registered (by {self._entries[name]!r}); "
                     "pick another name, or unregister the old one first"
+                )
+            if self.base is not None and not (isinstance(factory, type) and issubclass(factory, self.base)):
+                # Refused here, not when the name is first used, where the error would not say why.
+                raise TypeError(
+                    f"{self.kind} {name!r}: register a subclass of {self.base.__module__}."
+                    f"{self.base.__qualname__}, got {factory!r}"
                 )
             self._entries[name] = factory
             if isinstance(factory, type):

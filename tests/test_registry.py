@@ -79,6 +79,17 @@ def test_duplicate_policy_and_model_names_are_errors():
         cb.register_model("gaussian")(type("Again", (), {}))
 
 
+def test_only_policies_and_models_can_be_registered_as_such():
+    """A function registered as a policy used to fail only at make_policy, as a missing argument."""
+    with pytest.raises(TypeError, match=r"policy 'function-test': register a subclass of .*CurationPolicy"):
+        cb.register_policy("function-test")(lambda obs: obs["valid"])
+    with pytest.raises(
+        TypeError, match=r"model 'plain-class-test': register a subclass of .*GenerativeModel"
+    ):
+        cb.register_model("plain-class-test")(type("Plain", (), {}))
+    assert "function-test" not in cb.list_policies() and "plain-class-test" not in cb.list_models()
+
+
 def test_bad_constructor_arguments_name_the_component():
     message = (
         "cannot build policy 'lambda-mix' with {'lamda': 0.5}: no parameter 'lamda' (did you mean 'lam'?); "
