@@ -56,6 +56,8 @@ class Registry(Generic[T]):
                     f"{self.kind} {name!r} is already registered (by {self._entries[name]!r}); "
                     "pick another name, or unregister the old one first"
                 )
+            if not callable(factory):
+                raise TypeError(f"{self.kind} {name!r}: register a class or a function, got {factory!r}")
             if self.base is not None and not (isinstance(factory, type) and issubclass(factory, self.base)):
                 # Refused here, not when the name is first used, where the error would not say why.
                 raise TypeError(

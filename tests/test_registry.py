@@ -88,6 +88,10 @@ def test_only_policies_and_models_can_be_registered_as_such():
     ):
         cb.register_model("plain-class-test")(type("Plain", (), {}))
     assert "function-test" not in cb.list_policies() and "plain-class-test" not in cb.list_models()
+    registry: Registry[object] = Registry("thing")
+    with pytest.raises(TypeError, match="thing 'x': register a class or a function, got 3"):
+        registry.register("x")(3)
+    assert "x" not in registry
 
 
 def test_bad_constructor_arguments_name_the_component():
