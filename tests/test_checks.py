@@ -64,9 +64,10 @@ def test_flags_and_choices():
         one_of("kind", ["full"], ("full", "diag"))
 
 
-@pytest.mark.parametrize("value", [(1, 2.5), [1.0, -2.5], np.array([1.0, -2.5])])
+@pytest.mark.parametrize("value", [(1, -2.5), [1.0, -2.5], np.array([1.0, -2.5]), [np.int64(1), -2.5]])
 def test_lists_of_numbers_are_vectors(value):
-    assert vector("target", value).tolist() in ([1.0, 2.5], [1.0, -2.5])
+    result = vector("target", value)
+    assert result.dtype == np.float64 and result.tolist() == [1.0, -2.5]
 
 
 @pytest.mark.parametrize("value", ["12", [], (1.0, float("inf")), [True, 1.0], 2.0, np.zeros((2, 2)), None])
