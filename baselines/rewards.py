@@ -14,13 +14,10 @@ def linear_reward(direction: tuple[float, ...] | None = None) -> Reward:
     weights = None if direction is None else vector("direction", direction)
 
     def reward(x: np.ndarray) -> np.ndarray:
-        flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        flat = _flat_items(x)
         if weights is None:
             return flat[:, 0]
-        if weights.shape != (flat.shape[1],):
-            raise ValueError(
-                f"the linear reward's direction has {_entries(weights.size)} for {flat.shape[1]}-d items"
-            )
+        _check_size("the linear reward's direction", weights, flat)
         return flat @ weights
 
     return reward
@@ -32,15 +29,21 @@ def distance_reward(target: tuple[float, ...] = (2.0, 0.0)) -> Reward:
     centre = vector("target", target)
 
     def reward(x: np.ndarray) -> np.ndarray:
-        flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-        if centre.shape != (flat.shape[1],):  # broadcasting would score 1-d items against every entry
-            raise ValueError(
-                f"the distance reward's target has {_entries(centre.size)} for {flat.shape[1]}-d items"
-            )
+        flat = _flat_items(x)
+        _check_size("the distance reward's target", centre, flat)
         return -np.linalg.norm(flat - centre, axis=1)
 
     return reward
 
 
-def _entries(count: int) -> str:
-    return f"{count} entry" if count == 1 else f"{count} entries"
+def _flat_items(x: np.ndarray) -> np.ndarray:
+    """Items of any shape (points, images) as float64 rows."""
+    return np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+
+
+def _check_size(what: str, parameter: np.ndarray, flat: np.ndarray) -> None:
+    """A parameter vector must have one entry per coordinate: broadcasting would otherwise score
+    1-d items against every entry, silently."""
+    if parameter.shape != (flat.shape[1],):
+        entries = "1 entry" if parameter.size == 1 else f"{parameter.size} entries"
+        raise ValueError(f"{what} has {entries} for {flat.shape[1]}-d items")
