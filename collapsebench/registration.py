@@ -16,6 +16,7 @@ import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec, load_env_creator
 
 from collapsebench._params import bound_params
+from collapsebench.registry import close_name_hint
 from collapsebench.scoring import check_metric_names
 
 NAMESPACE = "collapsebench"
@@ -100,35 +101,24 @@ def make(env_id: str, **overrides: Any) -> gym.Env:
     ``model_kwargs`` builds that model with its own defaults.
     """
     env_spec = spec(env_id)
-    _check_setting_names(env_id, env_spec, overrides)
     if "model" in overrides and overrides["model"] != env_spec.kwargs.get("model"):
         overrides.setdefault("model_kwargs", None)
     generations = int(overrides.get("generations", env_spec.kwargs["generations"]))
     try:
         return gym.make(env_spec.id, max_episode_steps=generations + 1, **overrides)
     except TypeError as error:
-        # gymnasium re-raises the env's TypeError with every keyword appended; the env's own message
-        # already names the problem (a model's misspelt parameter, say).
-        if isinstance(error.__cause__, TypeError):
-            raise error.__cause__ from None
-        raise
-
-
-def _check_setting_names(env_id: str, env_spec: EnvSpec, overrides: dict[str, Any]) -> None:
-    """A misspelt setting is named with the nearest real one, not reported by gymnasium with the
-    whole keyword dict."""
-    creator = load_env_creator(env_spec.entry_point)
-    try:
-        bound_params(creator, (), {**env_spec.kwargs, **overrides}, partial=True)
-    except TypeError:
+        # gymnasium re-raises the env's TypeError with every keyword appended. A misspelt setting is
+        # named with the nearest real one; otherwise the env's own message names the problem (a
+        # model's misspelt parameter, say).
         known = default_settings(env_id)
         for name in overrides:
             if name not in known:
-                close = difflib.get_close_matches(name, list(known), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise TypeError(
-                    f"no setting {name!r}{hint}; cb.default_settings({env_id!r}) lists the env's settings"
+                    f"no setting {name!r}{close_name_hint(name, known)}; "
+                    f"cb.default_settings({env_id!r}) lists the env's settings"
                 ) from None
+        if isinstance(error.__cause__, TypeError):
+            raise error.__cause__ from None
         raise
 
 

@@ -106,6 +106,12 @@ class Registry(Generic[T]):
         return len(self._entries)
 
 
+def close_name_hint(name: str, names: Iterable[str]) -> str:
+    """`` (did you mean 'lam'?)`` where one of ``names`` is close to ``name``; else nothing."""
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _unknown_parameter(factory: Callable[..., object], kwargs: dict[str, object]) -> str | None:
     """``no parameter 'lamb' (did you mean 'lam'?); its parameters: lam`` for the first keyword the
     factory does not take; None where it takes them all (or any keyword)."""
@@ -122,7 +128,6 @@ def _unknown_parameter(factory: Callable[..., object], kwargs: dict[str, object]
     ]
     for keyword in kwargs:
         if keyword not in names:
-            close = difflib.get_close_matches(keyword, names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = close_name_hint(keyword, names)
             return f"no parameter {keyword!r}{hint}; its parameters: {', '.join(names) or 'none'}"
     return None
