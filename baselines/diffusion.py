@@ -27,13 +27,16 @@ import numpy as np
 from collapsebench.baselines.flows import torch_threads
 from collapsebench.checks import flag, integer, number_in, optional_integer
 from collapsebench.features import pick_device
-from collapsebench.models import GenerativeModel, WeightedData, register_model
+from collapsebench.models import GenerativeModel, WeightedData, check_temperature, register_model
 
 
 class ImageModel(GenerativeModel):
-    """A denoising network trained on weighted uint8 images; subclasses supply the math."""
+    """A denoising network trained on weighted uint8 images; subclasses supply the math. The sampling
+    ``temperature`` τ scales the starting noise (with the deterministic samplers, DDIM and the ODE, the
+    whole draw is a function of it; DDPM's ancestral sampler adds unit noise at every step after it)."""
 
     wants_accelerator = True
+    sampling_params = ("temperature",)
 
     def __init__(
         self,
@@ -50,6 +53,7 @@ class ImageModel(GenerativeModel):
         channels_last: bool = False,
         compile: bool = False,
         threads: int | None = 1,
+        temperature: float = 1.0,
     ) -> None:
         self.images_per_generation = optional_integer("images_per_generation", images_per_generation, 1)
         self.initial_images = optional_integer("initial_images", initial_images, 1)
@@ -74,6 +78,7 @@ class ImageModel(GenerativeModel):
         self.channels_last, self.compile = flag("channels_last", channels_last), flag("compile", compile)
         # CPU intra-op threads (None: torch's setting); ignored on CUDA
         self.threads = optional_integer("threads", threads, 1)
+        self.temperature = check_temperature(temperature)
         self._network: Any = None
         self._ema: Any = None
         self._ema_updates = 0
@@ -157,6 +162,8 @@ class ImageModel(GenerativeModel):
             for start in range(0, n, self.sample_batch_size):
                 size = min(self.sample_batch_size, n - start)
                 noise = torch.randn((size, *self._shape), generator=generator, device=device)
+                if self.temperature != 1.0:
+                    noise *= self.temperature
                 x = self.generate(network, self._layout(noise), generator).float()
                 out.append(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).contiguous().cpu().numpy())
         seconds = time.perf_counter() - started

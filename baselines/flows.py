@@ -4,7 +4,9 @@
 generation warm-starts from the previous one's weights (the env hands over a copy) and trains for a
 fixed budget of optimizer steps set by the env spec, whatever the pool size: budgets are part of the
 protocol. Minibatches are drawn from the training distribution itself (items drawn with probability
-equal to their weight), so any curation weights are honoured exactly.
+equal to their weight), so any curation weights are honoured exactly. The sampling ``temperature``
+τ scales the base Gaussian's spread when sampling and in ``log_prob`` (normflows' own temperature,
+Glow's "reduced-temperature" sampling); training always uses τ = 1.
 
 torch and normflows are imported on first use: registering these models costs nothing.
 """
@@ -19,11 +21,13 @@ from typing import Any
 import numpy as np
 
 from collapsebench.checks import integer, number_in, optional_integer
-from collapsebench.models import GenerativeModel, WeightedData, register_model
+from collapsebench.models import GenerativeModel, WeightedData, check_temperature, register_model
 
 
 class FlowModel(GenerativeModel):
     """A normflows ``NormalizingFlow`` with an Adam maximum-likelihood training loop."""
+
+    sampling_params = ("temperature",)
 
     def __init__(
         self,
@@ -35,6 +39,7 @@ class FlowModel(GenerativeModel):
         hidden: int = 64,
         layers: int = 8,
         threads: int | None = 1,
+        temperature: float = 1.0,
     ) -> None:
         self.steps = integer("steps", steps, 0)
         self.initial_steps = integer("initial_steps", steps if initial_steps is None else initial_steps, 0)
@@ -48,6 +53,7 @@ class FlowModel(GenerativeModel):
         # multi-threaded runs on the same cores spin against each other (measured: 100 s per
         # generation instead of 7). None keeps torch's own setting (use it on a GPU machine).
         self.threads = optional_integer("threads", threads, 1)
+        self.temperature = check_temperature(temperature)
         self._flow: Any = None
         self._dim: int | None = None
         self.last_losses: list[float] = []
@@ -90,7 +96,12 @@ class FlowModel(GenerativeModel):
         import torch
 
         flow = self._fitted()
-        with torch.random.fork_rng(devices=[]), torch.no_grad(), torch_threads(self.threads):
+        with (
+            torch.random.fork_rng(devices=[]),
+            torch.no_grad(),
+            torch_threads(self.threads),
+            self._tempered(flow),
+        ):
             torch.manual_seed(int(rng.integers(2**63)))
             samples, _ = flow.sample(n)
         samples = samples.numpy().astype(np.float64)
@@ -102,7 +113,7 @@ class FlowModel(GenerativeModel):
         import torch
 
         flow = self._fitted()
-        with torch.no_grad(), torch_threads(self.threads):
+        with torch.no_grad(), torch_threads(self.threads), self._tempered(flow):
             return flow.log_prob(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy().astype(np.float64)
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -128,6 +139,16 @@ class FlowModel(GenerativeModel):
         if self._flow is None:
             raise RuntimeError("the model is not fitted")
         return self._flow
+
+    @contextmanager
+    def _tempered(self, flow: Any) -> Iterator[None]:
+        """The flow's base distribution at this model's temperature, for sampling and densities only
+        (normflows reads ``q0.temperature``; None is τ = 1)."""
+        flow.q0.temperature = None if self.temperature == 1.0 else self.temperature
+        try:
+            yield
+        finally:
+            flow.q0.temperature = None
 
     @property
     def n_parameters(self) -> int:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import numpy as np
 
 from collapsebench.checks import flag, in_interval, integer, number_in, one_of
-from collapsebench.models import GenerativeModel, WeightedData, register_model
+from collapsebench.models import GenerativeModel, WeightedData, check_temperature, register_model
 
 
 def _as_2d(samples: np.ndarray) -> np.ndarray:
@@ -23,11 +23,15 @@ class GaussianMLE(GenerativeModel):
 
     ``unbiased=True`` uses the unbiased covariance with reliability weights, Σ wᵢ(xᵢ−μ)(xᵢ−μ)ᵀ / (1 − Σ wᵢ²)
     for normalized weights; with uniform weights that is the usual 1/(n−1) estimator, the one of
-    the seed paper's collapse warm-up. ``unbiased=False`` is the plain MLE (1/n).
+    the seed paper's collapse warm-up. ``unbiased=False`` is the plain MLE (1/n). The model is
+    N(μ̂, τ²Σ̂) for the sampling ``temperature`` τ (``cov_`` holds the fitted Σ̂).
     """
 
-    def __init__(self, unbiased: bool = True) -> None:
+    sampling_params = ("temperature",)
+
+    def __init__(self, unbiased: bool = True, temperature: float = 1.0) -> None:
         self.unbiased = flag("unbiased", unbiased)
+        self.temperature = check_temperature(temperature)
         self.mean_: np.ndarray | None = None
         self.cov_: np.ndarray | None = None
 
@@ -50,17 +54,17 @@ class GaussianMLE(GenerativeModel):
         mean, cov = self._fitted()
         # eigh rather than Cholesky: a collapsed (singular) covariance still samples.
         eigenvalues, eigenvectors = np.linalg.eigh(cov)
-        root = eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
+        root = eigenvectors * (self.temperature * np.sqrt(np.clip(eigenvalues, 0.0, None)))
         return mean + rng.standard_normal((n, mean.size)) @ root.T
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         from scipy.stats import multivariate_normal
 
-        mean, cov = self._fitted()
-        return np.atleast_1d(multivariate_normal(mean, cov, allow_singular=True).logpdf(_as_2d(x)))
+        density = multivariate_normal(self._fitted()[0], self.covariance(), allow_singular=True)
+        return np.atleast_1d(density.logpdf(_as_2d(x)))
 
     def covariance(self) -> np.ndarray:
-        return self._fitted()[1]
+        return self.temperature**2 * self._fitted()[1]
 
     def state_dict(self) -> dict[str, np.ndarray]:
         mean, cov = self._fitted()
@@ -75,10 +79,12 @@ class GaussianMixtureModel(GenerativeModel):
     """scikit-learn's ``GaussianMixture`` (EM), warm-started from the previous generation's mixture.
 
     It has no sample weights: weighted pools are turned into a training set by systematic resampling
-    (``WeightedData.resample``), which returns the pool itself when the weights are uniform.
+    (``WeightedData.resample``), which returns the pool itself when the weights are uniform. The
+    sampling ``temperature`` τ scales every component's covariance by τ² (weights and means stay).
     """
 
     _FITTED = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+    sampling_params = ("temperature",)
 
     def __init__(
         self,
@@ -88,9 +94,11 @@ class GaussianMixtureModel(GenerativeModel):
         tol: float = 1e-3,
         reg_covar: float = 1e-6,
         warm_start: bool = True,
+        temperature: float = 1.0,
     ) -> None:
         from sklearn.mixture import GaussianMixture
 
+        self.temperature = check_temperature(temperature)
         self._mixture = GaussianMixture(
             n_components=integer("n_components", n_components, 1),
             covariance_type=one_of("covariance_type", covariance_type, ("full", "tied", "diag", "spherical")),
@@ -117,7 +125,7 @@ class GaussianMixtureModel(GenerativeModel):
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         mixture = self._mixture
         counts = rng.multinomial(n, mixture.weights_ / mixture.weights_.sum())
-        covariances = self._full_covariances()
+        covariances = self.temperature**2 * self._full_covariances()
         parts = [
             rng.multivariate_normal(mean, cov, size=count, method="eigh")
             for mean, cov, count in zip(mixture.means_, covariances, counts, strict=True)
@@ -138,12 +146,24 @@ class GaussianMixtureModel(GenerativeModel):
         return np.stack([np.diag(v) for v in variances])
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
-        return self._mixture.score_samples(_as_2d(x))
+        x = _as_2d(x)
+        if self.temperature == 1.0:
+            return self._mixture.score_samples(x)
+        from scipy.special import logsumexp
+        from scipy.stats import multivariate_normal
+
+        mixture = self._mixture
+        covariances = self.temperature**2 * self._full_covariances()
+        components = [
+            np.log(weight) + multivariate_normal(mean, cov, allow_singular=True).logpdf(x)
+            for weight, mean, cov in zip(mixture.weights_, mixture.means_, covariances, strict=True)
+        ]
+        return logsumexp(np.reshape(components, (len(components), len(x))), axis=0)
 
     def covariance(self) -> np.ndarray:
         weights, means = self._mixture.weights_, self._mixture.means_
         overall = weights @ means
-        within = np.einsum("k,kij->ij", weights, self._full_covariances())
+        within = np.einsum("k,kij->ij", weights, self.temperature**2 * self._full_covariances())
         between = np.einsum("k,ki,kj->ij", weights, means - overall, means - overall)
         return within + between
 
@@ -162,20 +182,30 @@ class KernelDensityModel(GenerativeModel):
     """A Gaussian kernel density estimate on the (weighted) training items.
 
     Refitting a KDE on its own samples adds the kernel's variance every generation: the opposite
-    failure to the Gaussian's shrinkage, and a useful contrast.
+    failure to the Gaussian's shrinkage, and a useful contrast. The sampling ``temperature`` τ scales
+    the fitted bandwidth (samples stay closer to the training items for τ < 1).
     """
 
-    def __init__(self, bandwidth: float | Literal["scott", "silverman"] = "scott") -> None:
+    sampling_params = ("temperature",)
+
+    def __init__(
+        self, bandwidth: float | Literal["scott", "silverman"] = "scott", temperature: float = 1.0
+    ) -> None:
         if not (in_interval(bandwidth, "(0, inf)") or bandwidth in ("scott", "silverman")):
             raise ValueError(f"bandwidth must be a number > 0, 'scott' or 'silverman', got {bandwidth!r}")
         self.bandwidth = bandwidth
+        self.temperature = check_temperature(temperature)
         self._kde: Any = None
 
     def fit(self, data: WeightedData, rng: np.random.Generator) -> None:
         from sklearn.neighbors import KernelDensity
 
+        items = _as_2d(data.samples)
         self._kde = KernelDensity(kernel="gaussian", bandwidth=self.bandwidth)
-        self._kde.fit(_as_2d(data.samples), sample_weight=data.weights)
+        self._kde.fit(items, sample_weight=data.weights)
+        if self.temperature != 1.0:  # the rule's bandwidth (scott, silverman) needs the data first
+            self._kde = KernelDensity(kernel="gaussian", bandwidth=self.temperature * self._kde.bandwidth_)
+            self._kde.fit(items, sample_weight=data.weights)
 
     def _fitted(self) -> Any:
         if self._kde is None:

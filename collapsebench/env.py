@@ -396,7 +396,8 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
 
     @property
     def model_params(self) -> dict[str, Any]:
-        return dict(self._model_template.params)
+        """The model's parameters as run records keep them (``GenerativeModel.recorded_params``)."""
+        return self._model_template.recorded_params
 
     # ------------------------------------------------------------------ checkpoints (resume)
     def checkpoint(self) -> dict[str, np.ndarray]:

@@ -4,7 +4,7 @@ Generation 0 trains a fresh model on the real data alone, so every agent of a gr
 model and seed trains the same first model, and on the image worlds it is the dearest fit of the
 lineage (Digits: 300k images, against 40k per later generation; CIFAR-10: 20M, against one epoch).
 ``FirstModelCache`` keeps each fitted state in a folder under a key that digests everything the fit
-reads: the model's class and parameters, the training items and their weights, the fit's random
+reads: the model's class and the parameters of its fit, the training items and their weights, the fit's random
 stream, and the software and thread settings that decide its floating point. A hit restores the bits a
 fit would have produced (the state dicts are what checkpoints resume from), so results are the same
 with and without the cache. Files are ``.npz`` of numeric arrays, never pickled; a folder belongs to
@@ -65,7 +65,7 @@ class FirstModelCache:
         settings = canonical_json(
             {
                 "model": f"{type(model).__module__}.{type(model).__qualname__}",
-                "params": model.params,
+                "params": model.fit_params,  # a first model serves every sampling temperature
                 "rng": rng.bit_generator.state,
                 "software": _software(),
             }

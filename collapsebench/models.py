@@ -10,6 +10,11 @@ A model is one class with three methods and a registration::
 
 Optional capabilities are Protocols checked at run time: ``log_prob`` (enables the ``nll`` metric) and
 ``covariance`` (exact moments for ``std_ratio`` instead of moments of samples).
+
+Sampling bias: every reference model takes ``temperature`` τ (default 1), which scales the spread it
+samples with and leaves its fit alone. τ < 1 trades diversity for quality, the part truncation and
+guidance play in Alemohammad et al.'s loops with sampling bias; ``log_prob`` and ``covariance`` describe
+the distribution sampled. A model lists such parameters in ``sampling_params``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from collapsebench._params import registered_name, with_params
+from collapsebench._params import bound_params, registered_name, with_params
+from collapsebench.checks import number_in
 from collapsebench.registry import Registry
 
 
@@ -78,6 +84,10 @@ class GenerativeModel(ABC):
     params: dict[str, Any]
     # True for models that want a GPU when there is one: a sweep's ray back-end asks for one per cell.
     wants_accelerator: ClassVar[bool] = False
+    # Parameters of how the fitted model samples, not of its fit (``temperature``). One first model
+    # serves every value of them, and at their default they are left out of run records: records
+    # made before a model had them still name the same runs.
+    sampling_params: ClassVar[tuple[str, ...]] = ()
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         return with_params(super().__new__(cls), args, kwargs)
@@ -85,6 +95,21 @@ class GenerativeModel(ABC):
     @property
     def name(self) -> str:
         return registered_name(self)
+
+    @property
+    def recorded_params(self) -> dict[str, Any]:
+        """``params`` as run records keep them: sampling parameters at their default left out."""
+        defaults = bound_params(type(self), (), {}, partial=True)
+        return {
+            key: value
+            for key, value in self.params.items()
+            if not (key in self.sampling_params and key in defaults and value == defaults[key])
+        }
+
+    @property
+    def fit_params(self) -> dict[str, Any]:
+        """``params`` that the fit reads: all but the sampling parameters."""
+        return {key: value for key, value in self.params.items() if key not in self.sampling_params}
 
     @abstractmethod
     def fit(self, data: WeightedData, rng: np.random.Generator) -> None:
@@ -130,6 +155,11 @@ MODELS: Registry[GenerativeModel] = Registry("model", base=GenerativeModel)
 def register_model(name: str) -> Callable[[type[GenerativeModel]], type[GenerativeModel]]:
     """Class decorator: make a ``GenerativeModel`` subclass available to envs as ``model=name``."""
     return MODELS.register(name)  # type: ignore[return-value]
+
+
+def check_temperature(temperature: float) -> float:
+    """A sampling temperature τ > 0 (finite), or a ValueError naming it."""
+    return number_in("temperature", temperature, "(0, inf)")
 
 
 def make_model(name: str, **kwargs: Any) -> GenerativeModel:

@@ -46,7 +46,7 @@ from collapsebench.envs.gaussian import GaussianEnv
 from collapsebench.envs.gaussian_theory import check_world, mix_masses
 from collapsebench.executors import available_cores
 from collapsebench.metrics.tails import TAIL_FRACTION, check_tail_fraction
-from collapsebench.models import make_model
+from collapsebench.models import check_temperature, make_model
 from collapsebench.policies import make_policy
 from collapsebench.registration import list_envs, spec
 from collapsebench.store import parse_canonical_json
@@ -61,7 +61,7 @@ class GaussianLineages:
     """Fitted parameters of every lineage at every generation."""
 
     mean: np.ndarray  # (generations + 1, n_lineages) fitted mean μ̂_t
-    std: np.ndarray  # (generations + 1, n_lineages) fitted std σ̂_t
+    std: np.ndarray  # (generations + 1, n_lineages) the model's std τ·σ̂_t (σ̂_t fitted, τ the temperature)
     true_mean: float
     true_std: float
 
@@ -131,7 +131,8 @@ def gaussian_lineages(
     """``n_lineages`` lineages of ``env_id`` under the baseline ``policy``, simulated exactly: equal in
     distribution to the fitted models of ``cb.evaluate(env_id, policy, policy_kwargs, ...)``. The world
     comes from the env's spec; ``env_kwargs`` override the settings in ``WORLD_SETTINGS``. Supported
-    (dynamics, policy) pairs: ``EXACT_AGENTS``."""
+    (dynamics, policy) pairs: ``EXACT_AGENTS``; the Gaussian's ``unbiased`` and ``temperature`` come
+    from ``model_kwargs``."""
     env_spec = spec(env_id)
     ignored = sorted(set(env_kwargs) - set(WORLD_SETTINGS))
     if ignored:
@@ -146,6 +147,7 @@ def gaussian_lineages(
     if refusal is not None:
         raise ValueError(refusal)
     loop, lam = EXACT_AGENTS[dynamics, agent.name]
+    model = make_model("gaussian", **settings["model_kwargs"])
     return simulate_gaussian_lineages(
         n_lineages,
         int(settings["generations"]),
@@ -155,7 +157,8 @@ def gaussian_lineages(
         n_synthetic=settings["n_synthetic"],
         mean=settings["mean"],
         std=settings["std"],
-        unbiased=make_model("gaussian", **settings["model_kwargs"]).unbiased,
+        unbiased=model.unbiased,
+        temperature=model.temperature,
         seed=seed,
         workers=workers,
     )
@@ -237,19 +240,23 @@ def simulate_gaussian_lineages(
     unbiased: bool = True,
     seed: int = 0,
     workers: int | None = None,
+    temperature: float = 1.0,
 ) -> GaussianLineages:
     """Simulate ``n_lineages`` independent lineages for generations 0..``generations`` (see module doc)
-    on ``workers`` threads (default: one per available core)."""
+    on ``workers`` threads (default: one per available core). Each fit samples N(μ̂, (τ·σ̂)²) for the
+    ``temperature`` τ, as the ``gaussian`` model does."""
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {tuple(LOOPS)}, got {loop!r}")
     n, m = check_world(lam, n_real, n_synthetic)
     n_lineages, generations = integer("n_lineages", n_lineages, 1), integer("generations", generations, 0)
     workers = optional_integer("workers", workers, 1)  # None: one per core
     mean, std = number_in("mean", mean, "(-inf, inf)"), number_in("std", std, "(0, inf)")
-    unbiased = flag("unbiased", unbiased)
+    unbiased, temperature = flag("unbiased", unbiased), check_temperature(temperature)
     n_blocks = -(-n_lineages // LINEAGES_PER_STREAM)
     shape = (generations + 1, n_blocks * LINEAGES_PER_STREAM)
-    simulation = _Simulation(LOOPS[loop], lam, n, m, mean, std, unbiased, np.empty(shape), np.empty(shape))
+    simulation = _Simulation(
+        LOOPS[loop], lam, n, m, mean, std, unbiased, temperature, np.empty(shape), np.empty(shape)
+    )
     seeds = np.random.SeedSequence(seed).spawn(n_blocks)
     streams = [np.random.Generator(np.random.SFC64(block_seed)) for block_seed in seeds]
     shares = np.array_split(
@@ -290,6 +297,7 @@ class _Simulation:
     mean: float
     std: float
     unbiased: bool
+    temperature: float
     means: np.ndarray
     stds: np.ndarray
 
@@ -363,8 +371,12 @@ class _Simulation:
         return raw
 
     def finish(self, scatter: np.ndarray, sum_squared_weights: float) -> np.ndarray:
-        """The fitted std from a weighted scatter (Bessel-corrected for weights when ``unbiased``)."""
-        return np.sqrt(scatter / (1.0 - sum_squared_weights) if self.unbiased else scatter)
+        """The model's std from a weighted scatter: the fitted std (Bessel-corrected for weights when
+        ``unbiased``) times the temperature."""
+        std = np.sqrt(scatter / (1.0 - sum_squared_weights) if self.unbiased else scatter)
+        if self.temperature != 1.0:
+            std *= self.temperature
+        return std
 
 
 class _Loop(ABC):
@@ -393,11 +405,11 @@ class _Loop(ABC):
 
 class _Replace(_Loop):
     def prepare(self, raw: _Group) -> _Group:
-        # The refit std is the parent's times sqrt(2·var / (m − 1)) (2·var / m if biased): one factor
+        # The refit std is the parent's times τ·sqrt(2·var / (m − 1)) (2·var / m if biased): one factor
         # per lineage, scaled and rooted in place; the mean moves by the parent's std times mean / √m.
-        m = self.simulation.m
+        m, temperature = self.simulation.m, self.simulation.temperature
         raw.mean[...] *= 1.0 / np.sqrt(m)
-        raw.var[...] *= 2.0 / (m - 1 if self.simulation.unbiased else m)
+        raw.var[...] *= 2.0 * temperature**2 / (m - 1 if self.simulation.unbiased else m)
         np.sqrt(raw.var, out=raw.var)
         return raw
 

@@ -38,6 +38,13 @@ the same, since it is M's.
 
 The accumulate loop's weights change every generation, so it has no fixed M; its moments still follow
 an exact recursion of O(1) per generation (``accumulated_moments``), and stay bounded for every T.
+
+Sampling bias: a model at temperature τ samples N(μ̂_t, τ²σ̂_t²), so the synthetic group carries τ²
+times the fitted variance: in M, the column that multiplies E[σ̂_t²] gains a factor τ²
+(d = μ̂_t − μ̄ + τ·σ̂_t·Z/√m). x_t stays the *fitted* moments; the functions that return a variance
+ratio return the model's, τ²·E[σ̂_t²], which the env's ``std_ratio`` measures. The fully synthetic
+loop then shrinks by τ² per generation on top of the estimator's factor, and the critical λ falls
+with τ.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from collapsebench.checks import integer, synthetic_ratio
+from collapsebench.models import check_temperature
 
 MIX_LOOPS = ("mix", "fresh")  # the λ-mix loops the recursion covers, by the fast path's names
 _LARGEST_LAMBDA = 1e12  # the search range of ``critical_lambda``: beyond it the real mass is ≤ 1e-12
@@ -83,18 +91,21 @@ def second_moment_recursion(
     n_synthetic: int | None = None,
     unbiased: bool = True,
     loop: str = "mix",
+    temperature: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(M, b) of the module doc: x_{t+1} = M·x_t + b for x_t = (E[(μ̂_t − c)²], E[σ̂_t²]) / σ², with c
-    the fixed real mean μ̄ on the ``"mix"`` loop and the true mean μ on the ``"fresh"`` loop."""
+    the fixed real mean μ̄ on the ``"mix"`` loop and the true mean μ on the ``"fresh"`` loop, for a
+    model sampling at ``temperature``."""
     fresh_real = _is_fresh(loop)
     n, m = check_world(lam, n_real, n_synthetic)
+    spread = check_temperature(temperature) ** 2  # the sampled variance over the fitted one
     masses = mix_masses(lam, n, m)
     real, synthetic = masses.real, masses.synthetic
     bessel = 1.0 / (1.0 - masses.sum_squared_weights) if unbiased else 1.0
     step = np.array(
         [
-            [synthetic**2, synthetic**2 / m],
-            [bessel * real * synthetic, bessel * synthetic * ((m - 1) / m + real / m)],
+            [synthetic**2, spread * synthetic**2 / m],
+            [bessel * real * synthetic, spread * bessel * synthetic * ((m - 1) / m + real / m)],
         ]
     )
     if fresh_real:  # the new real mean's offset adds to the fit's mean and, through R·S·(a − d)², its spread
@@ -109,12 +120,13 @@ def expected_moments(
     n_synthetic: int | None = None,
     unbiased: bool = True,
     loop: str = "mix",
+    temperature: float = 1.0,
 ) -> np.ndarray:
     """x_t of the module doc at t = 0..``generations`` on the λ-mix ``loop``, exactly: an array of
     shape (generations + 1, 2) holding E[(μ̂_t − c)²]/σ² (c = μ̄ on ``"mix"``, μ on ``"fresh"``) and
-    E[σ̂_t²]/σ²."""
+    the fitted E[σ̂_t²]/σ², for a model sampling at ``temperature``."""
     generations = integer("generations", generations, 0)
-    step, shift = second_moment_recursion(lam, n_real, n_synthetic, unbiased, loop)
+    step, shift = second_moment_recursion(lam, n_real, n_synthetic, unbiased, loop, temperature)
     moments = np.empty((generations + 1, 2))
     # The real-only fit of generation 0: its mean is μ̄ itself, which is μ + N(0, σ²/n).
     moments[0] = (1.0 / n_real if _is_fresh(loop) else 0.0, 1.0 if unbiased else (n_real - 1) / n_real)
@@ -130,14 +142,21 @@ def expected_variance_ratio(
     n_synthetic: int | None = None,
     unbiased: bool = True,
     loop: str = "mix",
+    temperature: float = 1.0,
 ) -> np.ndarray:
-    """E[σ̂_t²]/σ² at t = 0..``generations`` on the λ-mix ``loop`` (``"mix"``: the same real items every
-    generation; ``"fresh"``: a new real draw), exactly (over lineages and real sets)."""
-    return expected_moments(lam, generations, n_real, n_synthetic, unbiased, loop)[:, 1]
+    """The model's expected variance over σ², τ²·E[σ̂_t²]/σ², at t = 0..``generations`` on the λ-mix
+    ``loop`` (``"mix"``: the same real items every generation; ``"fresh"``: a new real draw), exactly
+    (over lineages and real sets); τ = ``temperature``."""
+    moments = expected_moments(lam, generations, n_real, n_synthetic, unbiased, loop, temperature)
+    return check_temperature(temperature) ** 2 * moments[:, 1]
 
 
 def accumulated_moments(
-    generations: int, n_real: int = 100, n_synthetic: int | None = None, unbiased: bool = True
+    generations: int,
+    n_real: int = 100,
+    n_synthetic: int | None = None,
+    unbiased: bool = True,
+    temperature: float = 1.0,
 ) -> np.ndarray:
     """The accumulate loop's (E[(μ̂_t − μ̄)²], E[σ̂_t²]) / σ² at t = 0..``generations``, exactly: an
     array of shape (generations + 1, 2). Both stay bounded however long the loop runs (Gerstgrasser
@@ -149,9 +168,12 @@ def accumulated_moments(
     m·Σ e_s² − N_t·(μ̂_t − μ̄)² (w_s batch s's biased variance). Since e_t = (μ̂_t − μ̄) + σ̂_t·Z_t/√m
     with Z_t independent of the past, A_t = E[S_t²] follows A_{t+1} = A_t·(1 + 2m/N_t) + E[e_t²], and
     running sums of E[σ̂_s²] and E[e_s²] give the scatter's expectation: O(1) per generation. As for
-    the mix loop, conditioned on the real items both moments are these curves scaled by v/E[v]."""
+    the mix loop, conditioned on the real items both moments are these curves scaled by v/E[v]. At
+    ``temperature`` τ, batch s is drawn with variance τ²·σ̂_s² (E[m·w_s] = (m − 1)·τ²·E[σ̂_s²]); the
+    moments returned stay the fitted ones."""
     generations = integer("generations", generations, 0)
     n, m = check_world(0.0, n_real, n_synthetic)
+    spread = check_temperature(temperature) ** 2
     moments = np.empty((generations + 1, 2))
     total_offset_square = 0.0  # A_t = E[S_t²]
     variance_sum = offset_square_sum = 0.0  # Σ_{s<t} E[σ̂_s²] and Σ_{s<t} E[e_s²]; all in units of σ²
@@ -162,9 +184,9 @@ def accumulated_moments(
         scatter = (n - 1) + (m - 1) * variance_sum + m * offset_square_sum - items * mean_error
         variance = scatter / (items - 1) if unbiased else scatter / items
         moments[t] = mean_error, variance
-        offset_square = mean_error + variance / m  # E[e_t²]
+        offset_square = mean_error + spread * variance / m  # E[e_t²]
         total_offset_square += 2 * (m / items) * total_offset_square + offset_square
-        variance_sum += variance
+        variance_sum += spread * variance
         offset_square_sum += offset_square
     return moments
 
@@ -175,25 +197,35 @@ def stationary_variance_ratio(
     n_synthetic: int | None = None,
     unbiased: bool = True,
     loop: str = "mix",
+    temperature: float = 1.0,
 ) -> float:
-    """lim E[σ̂_t²]/σ² as t → ∞ on the λ-mix ``loop`` (``"mix"`` or ``"fresh"``): inf beyond
-    ``critical_lambda``; at λ = ∞ (the fully synthetic loop) 1 for the unbiased estimator and 0 for the
-    biased."""
-    step, shift = second_moment_recursion(lam, n_real, n_synthetic, unbiased, loop)
-    if np.isinf(lam):  # M is triangular with E[σ̂²] its own eigenvector: c·(m − 1)/m per generation
-        return 1.0 if unbiased else 0.0
+    """lim τ²·E[σ̂_t²]/σ² (the model's variance) as t → ∞ on the λ-mix ``loop`` (``"mix"`` or
+    ``"fresh"``): inf beyond ``critical_lambda``; at λ = ∞ (the fully synthetic loop) 1 for the
+    unbiased estimator at τ = 1, and 0 for the biased one or for τ < 1."""
+    step, shift = second_moment_recursion(lam, n_real, n_synthetic, unbiased, loop, temperature)
+    spread = check_temperature(temperature) ** 2
+    if np.isinf(lam):  # M is triangular with E[σ̂²] its own eigenvector: c·τ²·(m − 1)/m per generation
+        factor = step[1, 1]
+        if np.isclose(factor, 1.0, rtol=1e-12, atol=0.0):
+            first = 1.0 if unbiased else (n_real - 1) / n_real  # E[σ̂_0²]/σ², the real-only fit
+            return spread * first
+        return 0.0 if factor < 1.0 else float("inf")
     if _spectral_radius(step) >= 1.0:
         return float("inf")
-    return float(np.linalg.solve(np.eye(2) - step, shift)[1])
+    return spread * float(np.linalg.solve(np.eye(2) - step, shift)[1])
 
 
-def critical_lambda(n_real: int = 100, n_synthetic: int | None = None, unbiased: bool = True) -> float:
+def critical_lambda(
+    n_real: int = 100, n_synthetic: int | None = None, unbiased: bool = True, temperature: float = 1.0
+) -> float:
     """The λ beyond which E[σ̂_t²] on the λ-mix loops (fixed or fresh real items: the same M) has no
-    limit (inf if there is none: the biased estimator's is bounded for every finite λ)."""
+    limit (inf if there is none: the biased estimator's is bounded for every finite λ), for a model
+    sampling at ``temperature``."""
     n, m = check_world(0.0, n_real, n_synthetic)
 
     def excess(lam: float) -> float:
-        return _spectral_radius(second_moment_recursion(lam, n, m, unbiased)[0]) - 1.0
+        step = second_moment_recursion(lam, n, m, unbiased, temperature=temperature)[0]
+        return _spectral_radius(step) - 1.0
 
     if excess(_LARGEST_LAMBDA) < 0.0:
         return float("inf")
