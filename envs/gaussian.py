@@ -2,7 +2,8 @@
 
 A Gaussian refitted on its own n samples with the unbiased estimator shrinks in expectation by
 c4(n) = sqrt(2/(n-1)) Γ(n/2) / Γ((n-1)/2) per generation: E[σ_t] = c4(n)^(t+1) σ for the model trained
-at step t (generation 0 is fitted on real data).
+at step t (generation 0 is fitted on real data). A model sampling at temperature τ (sampling bias)
+shrinks by τ·c4(n) instead.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class GaussianEnv(CollapseEnv):
     - **Defaults (v0)**: mean 0, std 1, n_real = n_synthetic = 100, n_test = n_eval = 1000,
       generations T = 100, model ``gaussian`` (unbiased), metrics: fd, precision, recall, density,
       coverage (k = 3), w2 (exact, 1-D quantiles), nll, std_ratio (σ̂/σ, exact), synthetic_fraction.
-    - **Closed form**: with ``replace`` dynamics and ``full-synthetic``, E[std_ratio_t] = c4(n)^(t+1).
+    - **Closed form**: with ``replace`` dynamics and ``full-synthetic``, E[std_ratio_t] = c4(n)^(t+1);
+      (τ·c4(n))^(t+1) for the model at sampling temperature τ (``model_kwargs={"temperature": τ}``).
     - **Version history**: v0 — initial release.
     """
 

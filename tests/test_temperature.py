@@ -12,7 +12,7 @@ from sklearn.mixture import GaussianMixture
 
 import collapsebench as cb
 from collapsebench.envs.gaussian import c4
-from collapsebench.envs.gaussian_fast import gaussian_lineages, simulate_gaussian_lineages
+from collapsebench.envs.gaussian_fast import expected_std_ratio, gaussian_lineages, simulate_gaussian_lineages
 from collapsebench.envs.gaussian_theory import (
     accumulated_moments,
     critical_lambda,
@@ -24,6 +24,7 @@ from collapsebench.envs.gmm2d import RingMixture
 from collapsebench.first_models import FirstModelCache
 from collapsebench.models import WeightedData
 from collapsebench.runner import run_key
+from collapsebench.store import ResultsStore
 
 from conftest import TINY_MLP, TINY_UNET
 
@@ -202,6 +203,29 @@ def test_the_fully_synthetic_gaussian_shrinks_as_tau_c4_to_the_t_plus_one():
     expected = (0.98 * c4(100)) ** (np.arange(61) + 1)
     assert np.allclose(lineages.std_ratio.mean(axis=1), expected, atol=0.004)
     assert lineages.std_ratio.mean(axis=1)[-1] < 0.5 * c4(100) ** 61  # far below the unbiased loop's
+
+
+def test_a_tempered_runs_exact_expectation_is_simulated_at_its_temperature(tmp_path):
+    store = ResultsStore(tmp_path / "results.sqlite")
+    cheap = {"n_test": 10, "n_eval": 10, "metrics": ("std_ratio",), "headline_metric": "std_ratio"}
+    for temperature in (1.0, 0.9):
+        cb.evaluate(
+            "Gaussian-replace-v0",
+            "full-synthetic",
+            seeds=0,
+            generations=5,
+            model_kwargs={"temperature": temperature},
+            env_kwargs=cheap,
+            store=store,
+            progress=False,
+        )
+    expected = expected_std_ratio(store.runs(), n_lineages=20_000)
+    for temperature, curve in (
+        (1.0, expected[expected.model_params == '{"unbiased":true}']),
+        (0.9, expected[expected.model_params == '{"temperature":0.9,"unbiased":true}']),
+    ):
+        closed_form = (temperature * c4(100)) ** (np.arange(6) + 1)
+        assert np.all(np.abs(curve.value.to_numpy() - closed_form) < curve.ci95.to_numpy()), temperature
 
 
 SAMPLE_PATH = {
