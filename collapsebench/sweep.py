@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from collapsebench.checks import integer, number_in
+from collapsebench.checks import integer, number_in, optional_integer
 from collapsebench.executors import EXECUTORS, Resources, main_file, make_executor
 from collapsebench.first_models import FirstModelCache
 from collapsebench.models import MODELS
@@ -190,8 +190,10 @@ def cells_from_config(
         problems.append(f"'seeds': {error}")
         seeds = []
     generations = config.get("generations")
-    if generations is not None and (not isinstance(generations, int) or generations < 0):
-        problems.append(f"'generations' must be a non-negative integer, got {generations!r}")
+    try:
+        generations = optional_integer("generations", generations, 0)
+    except ValueError as error:  # True was taken for T = 1, and 2.0 refused
+        problems.append(f"'generations': {error}")
     shared_metrics = _metric_names(config.get("add_metrics"), "add_metrics", problems)
     agents = config.get("agents")
     if not agents or not isinstance(agents, list) or not all(isinstance(a, Mapping) for a in agents):

@@ -150,6 +150,18 @@ def test_a_bad_config_lists_every_problem():
         parse_seeds("0,5-2")  # was "no seeds", or a silently shorter list beside other seeds
     with pytest.raises(ValueError, match="no seeds"):
         parse_seeds([])
+    for generations in (-1, 2.5, True, "10"):
+        with pytest.raises(
+            ValueError,
+            match=re.escape(f"'generations': generations must be an integer ≥ 0, got {generations!r}"),
+        ):
+            cells_from_config(
+                {"envs": "Gaussian-mix-v0", "generations": generations, "agents": [{"policy": "real-only"}]}
+            )
+    whole = cells_from_config(
+        {"envs": "Gaussian-mix-v0", "generations": 3.0, "agents": [{"policy": "real-only"}]}
+    )
+    assert {cell.generations for cell in whole} == {3}
 
 
 def test_load_sweep_reads_toml_and_names_the_file(tmp_path):
