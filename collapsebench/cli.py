@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -119,15 +120,73 @@ def list_command() -> None:
 
 
 @app.command()
-def describe(env_id: str) -> None:
-    """An env's documentation and every setting it is built with (its spec's and its class's defaults)."""
+def describe(
+    name: Annotated[str, typer.Argument(help="an env id, or a curation policy's, model's or reward's name")],
+) -> None:
+    """An env's documentation and every setting it is built with (its spec's and its class's
+    defaults); or a curation policy's, model's or reward's documentation and parameters with their
+    defaults."""
     import collapsebench as cb
     from collapsebench.registration import default_settings
+    from collapsebench.registry import close_name_hint
 
-    env_spec = _env_spec(env_id)
-    console.print(f"[bold]{env_id}[/]  (gymnasium id: {env_spec.id})")
-    console.print(cb.env_doc(env_id))
-    console.print_json(json.dumps(default_settings(env_id), default=str))
+    components = _components_named(name)
+    try:
+        env_spec = cb.spec(name)
+    except KeyError:
+        if not components:
+            names = [*cb.list_envs(), *cb.list_policies(), *cb.list_models(), *_rewards()]
+            raise typer.BadParameter(
+                f"no env, curation policy, model or reward named {name!r}{close_name_hint(name, names)}; "
+                "`collapsebench list` names them all",
+                param_hint="NAME",
+            ) from None
+    else:
+        console.print(f"[bold]{name}[/]  (gymnasium id: {env_spec.id})")
+        console.print(cb.env_doc(name), markup=False)  # E[σ_t] is text, not a style tag
+        console.print_json(json.dumps(default_settings(name), default=str))
+    for kind, factory in components:
+        console.print(f"[bold]{name}[/]  ({kind})")
+        console.print(inspect.getdoc(factory) or "", markup=False)
+        console.print_json(json.dumps(_parameters(factory), default=str))
+
+
+def _rewards() -> list[str]:
+    from collapsebench.rewards import REWARDS
+
+    return list(REWARDS)
+
+
+def _components_named(name: str) -> list[tuple[str, Any]]:
+    """(kind, factory) of each registered policy, model or reward called ``name``."""
+    from collapsebench.models import MODELS
+    from collapsebench.policies import POLICIES
+    from collapsebench.rewards import REWARDS
+
+    return [
+        (registry.kind, registry.get(name)) for registry in (POLICIES, MODELS, REWARDS) if name in registry
+    ]
+
+
+def _parameters(factory: Any) -> dict[str, Any]:
+    """A component's parameters with the defaults it is built with (those a base class takes through
+    ``**kwargs`` included); one without a default reads "(required)"."""
+    from collapsebench._params import bound_params
+
+    is_class = isinstance(factory, type)
+    parameters = bound_params(factory, (), {}, partial=True) if is_class else {}
+    signature = inspect.signature(factory.__init__ if is_class else factory)
+    for position, (parameter_name, parameter) in enumerate(signature.parameters.items()):
+        if (is_class and position == 0) or parameter.kind in (
+            parameter.VAR_POSITIONAL,
+            parameter.VAR_KEYWORD,
+        ):
+            continue  # self, *args, **kwargs
+        if parameter.default is parameter.empty:
+            parameters.setdefault(parameter_name, "(required)")
+        elif not is_class:
+            parameters[parameter_name] = parameter.default
+    return parameters
 
 
 @app.command()

@@ -60,6 +60,25 @@ def test_describe_prints_docs_and_defaults():
     # Settings the spec leaves to the env class are shown too: the analytic worlds' metrics.
     assert '"metrics": [' in result.output and '"synthetic_fraction"' in result.output
     assert invoke("describe", "Nope-v0").exit_code != 0
+    # Brackets in a docstring are text, not style tags (rich dropped "[std_ratio_t]").
+    assert "E[std_ratio_t] = c4(n)^(t+1)" in invoke("describe", "Gaussian-replace-v0").output
+
+
+def test_describe_prints_a_components_docs_and_parameters():
+    model = invoke("describe", "spline-flow")
+    assert model.exit_code == 0 and model.output.startswith("spline-flow (model) Neural spline flow")
+    # The base class's parameters, passed through **kwargs, with the defaults the model is built with.
+    assert (
+        '"bins": 8' in model.output
+        and '"steps": 500' in model.output
+        and '"temperature": 1.0' in model.output
+    )
+    policy = invoke("describe", "lambda-mix")
+    assert policy.output.startswith("lambda-mix (policy)") and '"lam": 1.0' in policy.output
+    assert '"direction": null' in invoke("describe", "linear").output  # a reward: a factory function
+    wrong = invoke("describe", "gmn")
+    assert wrong.exit_code == 2
+    assert "no env, curation policy, model or reward named 'gmn' (did you mean 'gmm'?)" in wrong.output
 
 
 def test_run_then_plot_then_export(tmp_path, monkeypatch):
