@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from collapsebench.leaderboard.cli import app as leaderboard_app
-from collapsebench.terminal import console
+from collapsebench.terminal import console, status
 
 app = typer.Typer(
     help="collapsebench: model collapse under iterative retraining.",
@@ -373,9 +373,11 @@ def sweep_command(
         f" → {results.path}"
     )
     for failure in report.failures:
-        console.print(
-            f"[red]failed[/] {failure.cell.env_id} {'>'.join(failure.cell.policy)} "
-            f"seed {failure.cell.seed}: {failure.error}"
+        status(
+            "failed",
+            "red",
+            f"{failure.cell.env_id} {'>'.join(failure.cell.policy)} seed {failure.cell.seed}: "
+            f"{failure.error}",
         )
     if failures := len(report.failures):
         console.print(f"rerun the same command to resume the {failures} failed cell(s)")

@@ -530,7 +530,7 @@ def test_ctrl_c_during_run_or_demo_says_what_is_kept_and_exits_130(tmp_path, mon
 class _FailsAtGenerationOne(CurationPolicy):
     def __call__(self, obs):
         if obs["generation"] >= 1:
-            raise RuntimeError("a bug in the policy")
+            raise RuntimeError("a bug in the policy [/x]")  # brackets: text, not markup
         return obs["valid"].astype(float)
 
 
@@ -549,5 +549,5 @@ def test_a_sweep_with_failed_cells_lists_them_and_says_how_to_resume(tmp_path):
     assert result.exit_code == 1, result.output
     assert "4 cells: 0 already done, 2 run, 2 failed" in result.output
     assert result.output.count("failed Gaussian-mix-v0 fails-test seed") == 2
-    assert "RuntimeError: a bug in the policy" in result.output
+    assert "RuntimeError: a bug in the policy [/x]" in result.output
     assert "rerun the same command to resume the 2 failed cell(s)" in result.output

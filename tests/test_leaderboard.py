@@ -301,6 +301,12 @@ def test_validate_command_lists_problems_and_exits_nonzero(root, tmp_path):
         "leaderboard", "validate", str(submission_path(root, "real-only")), str(bad), "--root", str(root)
     )
     assert code == 1 and "ok" in output and "rejected" in output and "non-finite" in output
+    # A reason quoting the file's own values prints them as written: "[/x]" once crashed rich's markup.
+    broken = read_submission(submission_path(root, "real-only"))
+    broken["track"]["id"] = "[/x]"
+    bad.write_text(json.dumps(broken))
+    code, output = cli("leaderboard", "validate", str(bad), "--root", str(root))
+    assert code == 1 and output.startswith(f"rejected {bad}") and "'[/x]' does not match" in output
 
 
 def test_the_schema_file_is_a_valid_json_schema():

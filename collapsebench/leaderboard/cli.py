@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from collapsebench.leaderboard.tracks import DEFAULT_ROOT, Board, Track, load_board
-from collapsebench.terminal import console
+from collapsebench.terminal import console, status
 
 if TYPE_CHECKING:  # the commands import the submission module (runner, store) only when they run
     from collapsebench.leaderboard.submission import Verification
@@ -150,10 +150,10 @@ def validate(
     for path in files:
         try:
             check(path, board, root / "submissions")
-            console.print(f"[green]ok[/] {path}")
+            status("ok", "green", path)
         except SubmissionError as error:
             rejected += 1
-            console.print(f"[red]rejected[/] {error}", soft_wrap=True)
+            status("rejected", "red", error)
     if rejected:
         raise typer.Exit(1)
 
@@ -187,16 +187,16 @@ def verify(
         try:
             submission = check(file, board, root / "submissions")
         except SubmissionError as error:
-            console.print(f"[red]rejected[/] {error}", soft_wrap=True)
+            status("rejected", "red", error)
             failed = True
             continue
         missing = uninstalled_components(submission)
         if missing:
-            console.print(
-                f"[red]cannot verify[/] {file}: {' and '.join(missing)} not registered in this "
-                f"installation; install the package that registers it (the submission's code: "
-                f"{submission['agent']['code']})",
-                soft_wrap=True,
+            status(
+                "cannot verify",
+                "red",
+                f"{file}: {' and '.join(missing)} not registered in this installation; install the "
+                f"package that registers it (the submission's code: {submission['agent']['code']})",
             )
             failed = True
             continue
@@ -217,11 +217,11 @@ def verify(
                 except UNAVAILABLE_INPUT_ERRORS as error:
                     # This machine lacks what the track's env reads (an image set, feature weights):
                     # say so for this file, and go on with the others.
-                    console.print(f"[red]cannot verify[/] {file}: {error}", soft_wrap=True)
+                    status("cannot verify", "red", f"{file}: {error}")
                     failed = True
                     continue
                 if not result.ok:
-                    console.print(f"[red]not verified[/] {file}: " + "; ".join(result.mismatches[:10]))
+                    status("not verified", "red", f"{file}: " + "; ".join(result.mismatches[:10]))
                     failed = True
                     continue
                 if file.resolve().is_relative_to(root.resolve()):
@@ -234,9 +234,10 @@ def verify(
                             "package_version": __version__,
                         },
                     )
-                console.print(
-                    f"[green]verified[/] {file}: seeds {result.seeds}, "
-                    f"max |Δ| = {result.max_abs_deviation:.3g}"
+                status(
+                    "verified",
+                    "green",
+                    f"{file}: seeds {result.seeds}, max |Δ| = {result.max_abs_deviation:.3g}",
                 )
     if failed:
         raise typer.Exit(1)
@@ -257,7 +258,7 @@ def build(root: RootOption = DEFAULT_ROOT) -> None:
     try:
         written = render(root)
     except SubmissionError as error:
-        console.print(f"[red]cannot build[/] {error}", soft_wrap=True)
+        status("cannot build", "red", error)
         raise typer.Exit(1) from None
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--root") from None
@@ -362,7 +363,7 @@ def baselines(
         report = sweep(cells, results, backend=backend, workers=workers, progress=progress)
         if not report.ok:
             for failure in report.failures:
-                console.print(f"[red]failed[/] {failure.cell.label}: {failure.error}")
+                status("failed", "red", f"{failure.cell.label}: {failure.error}")
             console.print(
                 f"nothing written for {chosen.key}; finished runs are kept in {store}: "
                 "rerun the same command to resume"
