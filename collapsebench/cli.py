@@ -237,7 +237,7 @@ def run(
     from collapsebench.plotting import summarize
     from collapsebench.policies import build_policy
     from collapsebench.registration import with_added_metrics
-    from collapsebench.runner import EnvSettingsError, merged_model_params
+    from collapsebench.runner import EnvSettingsError
     from collapsebench.scoring import SAMPLE_REWARD_METRIC
     from collapsebench.store import check_export_path, export
 
@@ -253,9 +253,7 @@ def run(
             env_kwargs = with_added_metrics(env_id, tuple(add_metric), env_kwargs)
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="--add-metric") from None
-    model_params = parse_params(model_param, "--model-param")
-    if model_params:
-        model_params = merged_model_params(env_id, model, model_params)
+    model_params = parse_params(model_param, "--model-param")  # cb.make applies them to the spec's
     try:
         agent = build_policy(policy, parse_params(param, "--param"))
     except (KeyError, TypeError, ValueError) as error:

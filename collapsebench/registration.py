@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -95,14 +96,10 @@ def list_envs() -> list[str]:
 
 
 def make(env_id: str, **overrides: Any) -> gym.Env:
-    """Build a registered env; ``overrides`` replace spec defaults (``generations=20``, ``model="kde"``).
-
-    The spec's ``model_kwargs`` belong to the spec's model: choosing another model without giving its
-    ``model_kwargs`` builds that model with its own defaults.
-    """
+    """Build a registered env; ``overrides`` replace spec defaults (``generations=20``, ``model="kde"``),
+    but ``model_kwargs`` adjust the spec's model settings (see ``with_model_settings``)."""
     env_spec = spec(env_id)
-    if "model" in overrides and overrides["model"] != env_spec.kwargs.get("model"):
-        overrides.setdefault("model_kwargs", None)
+    overrides = with_model_settings(env_spec.kwargs, overrides)
     generations = int(overrides.get("generations", env_spec.kwargs["generations"]))
     try:
         return gym.make(env_spec.id, max_episode_steps=generations + 1, **overrides)
@@ -120,6 +117,19 @@ def make(env_id: str, **overrides: Any) -> gym.Env:
         if isinstance(error.__cause__, TypeError):
             raise error.__cause__ from None
         raise
+
+
+def with_model_settings(spec_kwargs: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` as they apply to a spec's settings. For the spec's own model, ``model_kwargs``
+    adjust the spec's (``{"temperature": 0.8}`` keeps a world's training budget), as ``--model-param``
+    and a sweep's ``model_params`` do; ``model_kwargs=None`` drops them for the model's own defaults.
+    For another model they are its whole settings, its own defaults where none are given."""
+    overrides = dict(overrides)
+    if overrides.get("model", spec_kwargs.get("model")) != spec_kwargs.get("model"):
+        overrides.setdefault("model_kwargs", None)
+    elif isinstance(overrides.get("model_kwargs"), Mapping):  # anything else: the env names the problem
+        overrides["model_kwargs"] = {**(spec_kwargs.get("model_kwargs") or {}), **overrides["model_kwargs"]}
+    return overrides
 
 
 def env_version(env_id: str) -> int:

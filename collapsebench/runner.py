@@ -209,16 +209,6 @@ def _snapshot(obs: Mapping[str, Any], action: np.ndarray, samples: np.ndarray) -
     }
 
 
-def merged_model_params(env_id: str, model: str | None, params: Mapping[str, Any]) -> dict[str, Any]:
-    """What ``model`` + ``params`` mean for an env, as the CLI and sweep configs read them: for the
-    spec's own model (or none named), the params adjust the spec's model settings; for another model
-    they are its whole settings."""
-    spec_kwargs = spec(env_id).kwargs
-    if model in (None, spec_kwargs.get("model")):
-        return {**(spec_kwargs.get("model_kwargs") or {}), **params}
-    return dict(params)
-
-
 def parse_seeds(value: str | int | Iterable[int]) -> list[int]:
     """``"0-19"``, ``"0,2,5"``, ``"0-4,10"``, ``3`` or any iterable of integers (``range(5)``, a numpy
     array) → a list of seeds, each a whole number ≥ 0."""
@@ -267,7 +257,8 @@ def evaluate(
 ) -> pd.DataFrame:
     """Run ``policy`` on ``env_id`` for each seed; return tidy results (one row per seed, generation and
     metric: env_id, env_version, model, model_params, policy, params, seed, generation, metric, value,
-    run_id). ``generations`` (T), ``model`` and ``model_kwargs`` override the env spec's defaults;
+    run_id). ``generations`` (T) and ``model`` override the env spec's defaults, and ``model_kwargs``
+    adjust its model settings as ``cb.make`` does;
     ``checkpoint_every_s`` sets how much compute an interruption may cost; ``snapshots`` how many
     generations to keep samples of, for pictures (see ``run_lineage``)."""
     integer("snapshots", snapshots, 0)

@@ -66,7 +66,6 @@ from collapsebench.runner import (
     GenerationRecord,
     Lineage,
     commit,
-    merged_model_params,
     package_version,
     parse_seeds,
     progress_bar,
@@ -113,8 +112,8 @@ class Cell:
             kwargs["generations"] = int(self.generations)
         if self.model is not None:
             kwargs["model"] = self.model
-        if self.model_params:
-            kwargs["model_kwargs"] = merged_model_params(self.env_id, self.model, self.model_params)
+        if self.model_params:  # cb.make applies them to the spec's model settings (with_model_settings)
+            kwargs["model_kwargs"] = dict(self.model_params)
         return kwargs
 
     def build_policy(self) -> CurationPolicy:

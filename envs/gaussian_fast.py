@@ -48,7 +48,7 @@ from collapsebench.executors import available_cores
 from collapsebench.metrics.tails import TAIL_FRACTION, check_tail_fraction
 from collapsebench.models import check_temperature, make_model
 from collapsebench.policies import make_policy
-from collapsebench.registration import list_envs, spec
+from collapsebench.registration import list_envs, spec, with_model_settings
 from collapsebench.store import parse_canonical_json
 
 LINEAGES_PER_STREAM = 1000
@@ -130,7 +130,8 @@ def gaussian_lineages(
 ) -> GaussianLineages:
     """``n_lineages`` lineages of ``env_id`` under the baseline ``policy``, simulated exactly: equal in
     distribution to the fitted models of ``cb.evaluate(env_id, policy, policy_kwargs, ...)``. The world
-    comes from the env's spec; ``env_kwargs`` override the settings in ``WORLD_SETTINGS``. Supported
+    comes from the env's spec; ``env_kwargs`` override the settings in ``WORLD_SETTINGS`` as they do
+    in ``cb.make`` (``model_kwargs`` adjust the spec's). Supported
     (dynamics, policy) pairs: ``EXACT_AGENTS``; the Gaussian's ``unbiased`` and ``temperature`` come
     from ``model_kwargs``."""
     env_spec = spec(env_id)
@@ -140,14 +141,14 @@ def gaussian_lineages(
             f"the exact path takes {', '.join(WORLD_SETTINGS)}, not {', '.join(ignored)}: it simulates "
             "the Gaussian MLE's fitted parameters, with no items to score"
         )
-    settings = {**env_spec.kwargs, **env_kwargs}
+    settings = {**env_spec.kwargs, **with_model_settings(env_spec.kwargs, env_kwargs)}
     agent = make_policy(policy, **(policy_kwargs or {}))
     dynamics = settings["dynamics"]
     refusal = _why_not_exact(env_id, settings["model"], dynamics, agent.name, agent.label)
     if refusal is not None:
         raise ValueError(refusal)
     loop, lam = EXACT_AGENTS[dynamics, agent.name]
-    model = make_model("gaussian", **settings["model_kwargs"])
+    model = make_model("gaussian", **(settings["model_kwargs"] or {}))
     return simulate_gaussian_lineages(
         n_lineages,
         int(settings["generations"]),

@@ -673,6 +673,9 @@ def test_an_agent_with_another_model_is_its_own_entry_and_picked_by_its_model_se
     assert code == 0, output
     unbiased = submission_path(root, "lambda-mix_lam=0.7")
     assert read_submission(unbiased)["agent"]["model"]["params"]["unbiased"] is True
+    # A setting at its default that records leave out (a sampling temperature of 1) still matches.
+    code, output = cli(*submit, "--model-param", "unbiased=true", "--model-param", "temperature=1")
+    assert code == 0 and read_submission(unbiased)["agent"]["model"]["params"] == {"unbiased": True}, output
 
     entries = score_track(track, load_submissions(root, board), verified_digests(root))
     by_file = {entry.path.name: entry for entry in entries}

@@ -103,11 +103,12 @@ def test_bad_constructor_arguments_name_the_component():
         cb.make_policy("lambda-mix", lamda=0.5)
     with pytest.raises(ValueError, match="lam must be"):
         cb.make_policy("lambda-mix", lam=-1)
-    # Through an env: the model's own message, without gymnasium's dump of every keyword.
+    # Through an env: the model's own message, without gymnasium's dump of every keyword (the
+    # keywords adjust the spec's model settings, so its n_components is there too).
     with pytest.raises(TypeError) as refusal:
         cb.make("GMM2D-mix-v0", model_kwargs={"n_component": 3})
     assert str(refusal.value).startswith(
-        "cannot build model 'gmm' with {'n_component': 3}: no parameter 'n_component' "
+        "cannot build model 'gmm' with {'n_components': 8, 'n_component': 3}: no parameter 'n_component' "
         "(did you mean 'n_components'?)"
     )
     assert "environment creator" not in str(refusal.value)
@@ -172,3 +173,22 @@ def test_a_module_of_ones_own_is_imported_by_the_command_and_by_its_workers(tmp_
     del env["COLLAPSEBENCH_IMPORTS"]
     missing = shell(command[0], "--import", "no_such_module", "list")
     assert missing.returncode == 2 and "--import" in missing.stderr + missing.stdout
+
+
+def test_model_kwargs_adjust_the_spec_models_settings():
+    """As ``--model-param`` and a sweep's ``model_params`` do: a sampling temperature on a flow world
+    keeps the world's training budget; None asks for the model's own defaults; for another model the
+    keywords are its whole settings."""
+    spec_settings = cb.default_settings("Moons-mix-v0")["model_kwargs"]
+    tempered = cb.make("Moons-mix-v0", model_kwargs={"temperature": 0.8}).unwrapped.model_params
+    assert tempered == {**cb.make_model("spline-flow", **spec_settings).params, "temperature": 0.8}
+    assert (
+        tempered["initial_steps"]
+        == spec_settings["initial_steps"]
+        != cb.make_model("spline-flow").initial_steps
+    )
+    own = cb.make("Moons-mix-v0", model_kwargs=None).unwrapped.model_params
+    assert own == cb.make_model("spline-flow").recorded_params
+    kde = cb.make("Moons-mix-v0", model="kde", model_kwargs={"bandwidth": 0.3}).unwrapped.model_params
+    assert kde == {"bandwidth": 0.3}
+    assert cb.make("Moons-mix-v0", model="kde").unwrapped.model_params == {"bandwidth": "scott"}

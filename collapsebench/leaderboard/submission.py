@@ -160,6 +160,19 @@ def validate(
 
 
 # ---------------------------------------------------------------------------------------------- submit
+def _model_settings(model: str, recorded: str) -> dict[str, Any]:
+    """A run's model settings: those recorded, over the model's defaults where it is registered here
+    (a record leaves a sampling parameter out at its default: ``temperature=1`` must still match)."""
+    from collapsebench._params import bound_params
+    from collapsebench.models import MODELS
+
+    settings = json.loads(recorded)
+    if model not in MODELS:
+        return settings
+    defaults = json.loads(canonical_json(bound_params(MODELS.get(model), (), {}, partial=True)))
+    return {**defaults, **settings}
+
+
 def make_submission(
     store: ResultsStore,
     track: Track,
@@ -188,9 +201,10 @@ def make_submission(
     if model_params:
         wanted = json.loads(canonical_json(model_params))  # as the store records values (inf, tuples)
         runs = runs[
-            runs["model_params"].map(
-                lambda recorded: all(json.loads(recorded).get(key) == value for key, value in wanted.items())
-            )
+            [
+                all(settings.get(key) == value for key, value in wanted.items())
+                for settings in map(_model_settings, runs["model"], runs["model_params"])
+            ]
         ]
     if runs.empty:
         raise ValueError(
