@@ -420,6 +420,23 @@ def test_build_ranks_entries_with_intervals_and_refuses_a_bad_submission(root):
     assert code == 1 and "broken.json" in output and "'track' is a required property" in output
 
 
+def test_a_label_is_shown_as_written_in_every_rendering(root):
+    """A submission's label is free text: a pipe or a line break must not split the Markdown row, a
+    tag must not reach the page as HTML, and dollar signs are not mathtext ("$\\x$" stopped the
+    figure, and with it the build)."""
+    path = submission_path(root, "real-only")
+    record = read_submission(path)
+    record["agent"]["label"] = "real | only\n<b>$\\undefinedcmd$</b>"
+    path.write_text(json.dumps(record))
+    code, output = cli("leaderboard", "build", "--root", str(root))
+    assert code == 0, output
+    markdown = (root / "README.md").read_text()
+    assert "| real \\| only &lt;b>$\\undefinedcmd$&lt;/b> |" in markdown
+    page = (root / "index.html").read_text()
+    assert "&lt;b&gt;$\\undefinedcmd$&lt;/b&gt;" in page and "<b>$" not in page
+    assert (root / "figures" / "gaussian-tiny-v1.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_a_new_board_never_mixes_in_or_rewrites_the_old_one(root):
     build(root)
     archived = (root / "boards" / "v1" / "rendered" / "README.md").read_text()

@@ -237,18 +237,20 @@ def plot_track(track: Track, entries: list[Entry], out: Path) -> Path:
         )
         for entry in entries
     )
-    figure, axis = plt.subplots(figsize=(11, 4.5), dpi=110)
-    sns.lineplot(frame, x="generation", y=track.headline_metric, hue="agent", errorbar=("se", 2), ax=axis)
-    values = frame[track.headline_metric]
-    if (values > 0).all() and values.max() / values.min() > 100:
-        axis.set_yscale("log")
-    axis.axhline(
-        track.collapse_threshold, color="grey", linestyle=":", linewidth=1, label="collapse threshold"
-    )
-    axis.set_title(f"{track.key}: {track.env_id}, mean ± 2 s.e. over seeds")
-    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    figure.tight_layout()
-    figure.savefig(out)
+    # Labels come from submissions: text, never mathtext ("$\\x$" would stop the build).
+    with plt.rc_context({"text.parse_math": False}):
+        figure, axis = plt.subplots(figsize=(11, 4.5), dpi=110)
+        sns.lineplot(frame, x="generation", y=track.headline_metric, hue="agent", errorbar=("se", 2), ax=axis)
+        values = frame[track.headline_metric]
+        if (values > 0).all() and values.max() / values.min() > 100:
+            axis.set_yscale("log")
+        axis.axhline(
+            track.collapse_threshold, color="grey", linestyle=":", linewidth=1, label="collapse threshold"
+        )
+        axis.set_title(f"{track.key}: {track.env_id}, mean ± 2 s.e. over seeds")
+        axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        figure.tight_layout()
+        figure.savefig(out)
     plt.close(figure)
     return out
 
@@ -303,6 +305,11 @@ def _track_header(track: Track) -> str:
     )
 
 
+def _markdown_cell(text: str) -> str:
+    """A table cell's text as written: a submission's label may hold a pipe, a line break or a tag."""
+    return " ".join(text.split()).replace("|", "\\|").replace("<", "&lt;")
+
+
 def render_markdown(board: Board, tables: list[tuple[Track, list[Entry]]], stamp: str) -> str:
     lines = [
         f"# collapsebench leaderboard — board v{board.version}",
@@ -328,7 +335,7 @@ def render_markdown(board: Board, tables: list[tuple[Track, list[Entry]]], stamp
         return [
             "| " + " | ".join(header) + " |",
             "|" + "---|" * len(header),
-            *("| " + " | ".join(text for text, _ in row) + " |" for row in rows),
+            *("| " + " | ".join(_markdown_cell(text) for text, _ in row) + " |" for row in rows),
         ]
 
     rows = overall(tables)
