@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -125,6 +126,25 @@ def summary_table(summary: pd.DataFrame, cell: Callable[[float, float], str]) ->
     ).fillna("")
 
 
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
+
+
+def text_labels(plot: Callable[Params, Result]) -> Callable[Params, Result]:
+    """Draw with matplotlib's mathtext off: labels come from parameter values and submissions, and
+    "$...$" in them is text (an unknown command such as "$\\x$" would stop the figure)."""
+
+    @functools.wraps(plot)
+    def drawn(*args: Params.args, **kwargs: Params.kwargs) -> Result:
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return plot(*args, **kwargs)
+
+    return drawn
+
+
+@text_labels
 def plot_curves(
     frame: pd.DataFrame,
     metrics: list[str],
@@ -212,6 +232,7 @@ def plot_curves(
     return out
 
 
+@text_labels
 def plot_samples(
     snapshots: dict[int, dict[str, np.ndarray]], out: str | os.PathLike[str], title: str = ""
 ) -> Path:
@@ -276,6 +297,7 @@ def plot_samples(
     return _save(figure, out, title)
 
 
+@text_labels
 def plot_image_grid(
     snapshots: dict[int, dict[str, np.ndarray]],
     out: str | os.PathLike[str],

@@ -53,6 +53,15 @@ def test_the_curve_band_is_the_summary_interval(tmp_path, closed_figures):
     assert list(at_last) == pytest.approx([last["mean"] - last["ci95"], last["mean"] + last["ci95"]])
 
 
+def test_dollar_signs_in_a_label_are_text_not_mathtext(tmp_path, closed_figures):
+    """A parameter's value is free text: "$\\x$" in it would stop matplotlib's mathtext parser."""
+    frame = results({0: [0.0, 1.0], 1: [0.0, 2.0]}).assign(params='{"tag": "$\\\\undefinedcmd$"}')
+    assert plot_curves(frame, ["fd"], tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    (figure,) = closed_figures
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == ["lambda-mix(tag=$\\undefinedcmd$)"]
+    assert plt.rcParams["text.parse_math"]  # the caller's setting is left as it was
+
+
 def test_expected_curves_are_drawn_dashed_in_their_agents_colour(tmp_path, closed_figures):
     frame = pd.concat(
         [

@@ -35,6 +35,7 @@ from collapsebench.leaderboard.submission import (
     read_submission,
 )
 from collapsebench.leaderboard.tracks import DEFAULT_ROOT, Board, References, Track, load_board
+from collapsebench.plotting import text_labels
 from collapsebench.store import canonical_json
 
 
@@ -219,6 +220,7 @@ def build(root: str | os.PathLike[str] = DEFAULT_ROOT) -> list[Path]:
     return written
 
 
+@text_labels  # labels come from submissions
 def plot_track(track: Track, entries: list[Entry], out: Path) -> Path:
     import matplotlib
 
@@ -237,20 +239,18 @@ def plot_track(track: Track, entries: list[Entry], out: Path) -> Path:
         )
         for entry in entries
     )
-    # Labels come from submissions: text, never mathtext ("$\\x$" would stop the build).
-    with plt.rc_context({"text.parse_math": False}):
-        figure, axis = plt.subplots(figsize=(11, 4.5), dpi=110)
-        sns.lineplot(frame, x="generation", y=track.headline_metric, hue="agent", errorbar=("se", 2), ax=axis)
-        values = frame[track.headline_metric]
-        if (values > 0).all() and values.max() / values.min() > 100:
-            axis.set_yscale("log")
-        axis.axhline(
-            track.collapse_threshold, color="grey", linestyle=":", linewidth=1, label="collapse threshold"
-        )
-        axis.set_title(f"{track.key}: {track.env_id}, mean ± 2 s.e. over seeds")
-        axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-        figure.tight_layout()
-        figure.savefig(out)
+    figure, axis = plt.subplots(figsize=(11, 4.5), dpi=110)
+    sns.lineplot(frame, x="generation", y=track.headline_metric, hue="agent", errorbar=("se", 2), ax=axis)
+    values = frame[track.headline_metric]
+    if (values > 0).all() and values.max() / values.min() > 100:
+        axis.set_yscale("log")
+    axis.axhline(
+        track.collapse_threshold, color="grey", linestyle=":", linewidth=1, label="collapse threshold"
+    )
+    axis.set_title(f"{track.key}: {track.env_id}, mean ± 2 s.e. over seeds")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    figure.tight_layout()
+    figure.savefig(out)
     plt.close(figure)
     return out
 
