@@ -55,7 +55,7 @@ class FilterLikelihood(CurationPolicy):
         _require_real(pool, "filter-likelihood")
         density: Any = make_model(self.reference, **self.reference_kwargs)
         real = pool.vectors(pool.real)  # the reference densities are models of (n, d) data
-        density.fit(WeightedData(real, np.full(len(real), 1 / len(real))), self.rng_for(obs))
+        density.fit(WeightedData.uniform(real), self.rng_for(obs))
         log_density = density.log_prob(pool.vectors(pool.synthetic))
         return _real_and_kept(pool, log_density >= np.quantile(log_density, self.q))
 

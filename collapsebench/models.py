@@ -48,6 +48,11 @@ class WeightedData:
         ):
             raise ValueError("weights must be positive and sum to 1")
 
+    @classmethod
+    def uniform(cls, samples: np.ndarray) -> WeightedData:
+        """Every item with the same weight, 1/n."""
+        return cls(samples, np.full(len(samples), 1 / len(samples)))
+
     def __len__(self) -> int:
         return int(self.samples.shape[0])
 

@@ -13,18 +13,14 @@ from collapsebench.models import MODELS, SupportsLogProb, WeightedData
 from conftest import TINY_MLP, TINY_UNET
 
 
-def uniform(x):
-    return WeightedData(x, np.full(len(x), 1 / len(x)))
-
-
 def test_gaussian_uniform_weights_give_the_unbiased_estimator(rng):
     x = rng.normal(size=(50, 3))
     model = cb.make_model("gaussian")
-    model.fit(uniform(x), rng)
+    model.fit(WeightedData.uniform(x), rng)
     assert np.allclose(model.mean_, x.mean(0))
     assert np.allclose(model.covariance(), np.cov(x, rowvar=False, ddof=1))
     biased = cb.make_model("gaussian", unbiased=False)
-    biased.fit(uniform(x), rng)
+    biased.fit(WeightedData.uniform(x), rng)
     assert np.allclose(biased.covariance(), np.cov(x, rowvar=False, ddof=0))
 
 
@@ -63,7 +59,7 @@ def test_every_model_round_trips_through_its_state_dict(name, rng):
     else:
         x = RingMixture().sample(300, rng)
     model = cb.make_model(name, **TINY_KWARGS.get(name, {}))
-    model.fit(uniform(x), np.random.default_rng(0))
+    model.fit(WeightedData.uniform(x), np.random.default_rng(0))
     restored = cb.make_model(name, **TINY_KWARGS.get(name, {}))
     restored.load_state_dict({key: value.copy() for key, value in model.state_dict().items()})
     assert np.allclose(
@@ -162,7 +158,7 @@ def test_an_env_with_a_bad_model_setting_fails_when_it_is_made():
 def test_gmm_recovers_the_ring_modes(rng):
     ring = RingMixture(n_modes=8, radius=2.0, mode_std=0.2)
     model = cb.make_model("gmm", n_components=8)
-    model.fit(uniform(ring.sample(4000, rng)), rng)
+    model.fit(WeightedData.uniform(ring.sample(4000, rng)), rng)
     distances = np.linalg.norm(model._mixture.means_[:, None] - ring.modes[None], axis=-1)
     assert np.all(distances.min(axis=0) < 0.1)
     assert np.allclose(model.covariance(), ring.population_covariance, atol=0.1)
@@ -171,13 +167,13 @@ def test_gmm_recovers_the_ring_modes(rng):
 def test_kde_samples_add_the_kernel_variance(rng):
     x = rng.normal(size=(2000, 1))
     model = cb.make_model("kde", bandwidth=0.5)
-    model.fit(uniform(x), rng)
+    model.fit(WeightedData.uniform(x), rng)
     assert model.sample(100_000, rng).var() == pytest.approx(x.var() + 0.25, rel=0.03)
 
 
 def test_systematic_resampling_is_the_identity_for_uniform_weights(rng):
     x = np.arange(10.0)[:, None]
-    assert sorted(uniform(x).resample(rng)[:, 0]) == list(range(10))
+    assert sorted(WeightedData.uniform(x).resample(rng)[:, 0]) == list(range(10))
 
 
 def test_systematic_resampling_counts_are_floor_or_ceil(rng):
@@ -207,7 +203,7 @@ def test_gmm_of_every_covariance_type_samples_and_reports_its_covariance(covaria
     model's samples, its reported covariance and sklearn's own sampler agree."""
     anisotropic = RingMixture(n_modes=4, radius=1.0, mode_std=0.6).sample(3000, rng) * [1.0, 0.5]
     model = cb.make_model("gmm", n_components=4, covariance_type=covariance_type)
-    model.fit(uniform(anisotropic), rng)
+    model.fit(WeightedData.uniform(anisotropic), rng)
     samples = model.sample(200_000, rng)
     model._mixture.random_state = 0
     reference, _ = model._mixture.sample(200_000)  # sklearn's sampler, for each layout

@@ -29,10 +29,6 @@ from collapsebench.store import ResultsStore
 from conftest import TINY_MLP, TINY_UNET
 
 
-def uniform(x: np.ndarray) -> WeightedData:
-    return WeightedData(x, np.full(len(x), 1 / len(x)))
-
-
 def fitted_pair(name: str, data: WeightedData, temperature: float, **kwargs):
     """The model at τ = 1 and at ``temperature``, fitted on the same data with the same stream."""
     models = cb.make_model(name, **kwargs), cb.make_model(name, temperature=temperature, **kwargs)
@@ -54,7 +50,7 @@ def test_the_density_at_a_temperature_describes_what_the_model_samples(name, rng
     samples'; the fit itself is the same as at τ = 1."""
     x = np.concatenate([rng.normal(-2.0, 0.5, 150), rng.normal(1.5, 0.8, 150)])[:, None]
     kwargs = {"n_components": 2} if name == "gmm" else {}
-    plain, cold = fitted_pair(name, uniform(x), 0.5, **kwargs)
+    plain, cold = fitted_pair(name, WeightedData.uniform(x), 0.5, **kwargs)
     assert_same_fit(plain, cold)
     grid = np.linspace(-16.0, 16.0, 64_001)
     step = grid[1] - grid[0]
@@ -83,7 +79,7 @@ def test_the_density_at_a_temperature_describes_what_the_model_samples(name, rng
 
 def test_the_gaussians_temperature_scales_its_covariance_by_its_square(rng):
     x = rng.normal(size=(60, 3)) @ rng.normal(size=(3, 3))
-    plain, warm = fitted_pair("gaussian", uniform(x), 1.3)
+    plain, warm = fitted_pair("gaussian", WeightedData.uniform(x), 1.3)
     assert np.allclose(warm.covariance(), 1.69 * plain.covariance())
     assert np.array_equal(warm.cov_, plain.cov_)  # the fit is kept as it was
     samples = warm.sample(200_000, np.random.default_rng(2))
@@ -95,7 +91,9 @@ def test_the_gaussians_temperature_scales_its_covariance_by_its_square(rng):
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_a_tempered_mixtures_density_is_scikit_learns_with_the_covariances_scaled(covariance_type, rng):
     x = RingMixture().sample(400, rng)
-    plain, cold = fitted_pair("gmm", uniform(x), 0.7, n_components=8, covariance_type=covariance_type)
+    plain, cold = fitted_pair(
+        "gmm", WeightedData.uniform(x), 0.7, n_components=8, covariance_type=covariance_type
+    )
     covariances = 0.49 * plain._full_covariances()
     reference = GaussianMixture(8, covariance_type="full")
     reference.weights_, reference.means_ = plain._mixture.weights_, plain._mixture.means_
@@ -118,7 +116,7 @@ def test_a_tempered_mixtures_density_is_scikit_learns_with_the_covariances_scale
 @pytest.mark.parametrize("name", ["realnvp", "spline-flow"])
 def test_a_flows_temperature_narrows_its_samples_and_its_density_stays_normalized(name, rng):
     x = RingMixture().sample(300, rng)
-    plain, cold = fitted_pair(name, uniform(x), 0.5, initial_steps=30, hidden=16)
+    plain, cold = fitted_pair(name, WeightedData.uniform(x), 0.5, initial_steps=30, hidden=16)
     assert_same_fit(plain, cold)
     default = cb.make_model(name, initial_steps=30, hidden=16)
     default.load_state_dict(plain.state_dict())
@@ -149,7 +147,7 @@ def test_an_image_models_temperature_scales_the_noise_it_starts_from(name, tiny,
     images = rng.integers(0, 256, (40, 1, 8, 8), dtype=np.uint8)
     plain, cold = Recording(**tiny), Recording(**tiny, temperature=0.6)
     for model in (plain, cold):
-        model.fit(uniform(images), np.random.default_rng(0))
+        model.fit(WeightedData.uniform(images), np.random.default_rng(0))
     assert_same_fit(plain, cold)
     for model in (plain, cold):
         model.sample(16, np.random.default_rng(5))
@@ -187,7 +185,7 @@ def test_the_default_temperature_is_left_out_of_run_records():
 
 def test_one_first_model_serves_every_temperature(tmp_path, rng):
     cache = FirstModelCache(tmp_path)
-    data = uniform(rng.normal(size=(50, 1)))
+    data = WeightedData.uniform(rng.normal(size=(50, 1)))
     keys = {
         cache.key(cb.make_model("gaussian", temperature=t), data, np.random.default_rng(7))
         for t in (1.0, 0.5, 2.0)

@@ -62,7 +62,7 @@ def test_flow_log_likelihood_is_a_normalized_density_and_training_improves_it(na
     ring = RingMixture()
     x = ring.sample(800, rng)
     model = cb.make_model(name, initial_steps=150, steps=150, hidden=32, lr=3e-3)
-    data = WeightedData(x, np.full(len(x), 1 / len(x)))
+    data = WeightedData.uniform(x)
     model.fit(data, rng)
     grid = np.linspace(-6, 6, 301)
     xx, yy = np.meshgrid(grid, grid)
