@@ -129,7 +129,7 @@ def expected_moments(
     step, shift = second_moment_recursion(lam, n_real, n_synthetic, unbiased, loop, temperature)
     moments = np.empty((generations + 1, 2))
     # The real-only fit of generation 0: its mean is μ̄ itself, which is μ + N(0, σ²/n).
-    moments[0] = (1.0 / n_real if _is_fresh(loop) else 0.0, 1.0 if unbiased else (n_real - 1) / n_real)
+    moments[0] = (1.0 / n_real if _is_fresh(loop) else 0.0, _first_fit_variance(n_real, unbiased))
     for t in range(1, generations + 1):
         moments[t] = step @ moments[t - 1] + shift
     return moments
@@ -207,8 +207,7 @@ def stationary_variance_ratio(
     if np.isinf(lam):  # M is triangular with E[σ̂²] its own eigenvector: c·τ²·(m − 1)/m per generation
         factor = step[1, 1]
         if np.isclose(factor, 1.0, rtol=1e-12, atol=0.0):
-            first = 1.0 if unbiased else (n_real - 1) / n_real  # E[σ̂_0²]/σ², the real-only fit
-            return spread * first
+            return spread * _first_fit_variance(n_real, unbiased)
         return 0.0 if factor < 1.0 else float("inf")
     if _spectral_radius(step) >= 1.0:
         return float("inf")
@@ -230,6 +229,11 @@ def critical_lambda(
     if excess(_LARGEST_LAMBDA) < 0.0:
         return float("inf")
     return float(brentq(excess, 0.0, _LARGEST_LAMBDA, xtol=1e-9, rtol=1e-12))
+
+
+def _first_fit_variance(n_real: int, unbiased: bool) -> float:
+    """E[σ̂_0²]/σ²: generation 0's fit of the n real items alone."""
+    return 1.0 if unbiased else (n_real - 1) / n_real
 
 
 def _spectral_radius(matrix: np.ndarray) -> float:
