@@ -135,7 +135,7 @@ def describe(
         env_spec = cb.spec(name)
     except KeyError:
         if not components:
-            names = [*cb.list_envs(), *cb.list_policies(), *cb.list_models(), *_rewards()]
+            names = [*cb.list_envs(), *(entry for registry in _component_registries() for entry in registry)]
             raise typer.BadParameter(
                 f"no env, curation policy, model or reward named {name!r}{close_name_hint(name, names)}; "
                 "`collapsebench list` names them all",
@@ -151,21 +151,18 @@ def describe(
         console.print_json(json.dumps(_parameters(factory), default=str))
 
 
-def _rewards() -> list[str]:
-    from collapsebench.rewards import REWARDS
-
-    return list(REWARDS)
-
-
-def _components_named(name: str) -> list[tuple[str, Any]]:
-    """(kind, factory) of each registered policy, model or reward called ``name``."""
+def _component_registries() -> tuple[Any, ...]:
+    """The registries ``describe`` documents besides the envs: policies, models, rewards."""
     from collapsebench.models import MODELS
     from collapsebench.policies import POLICIES
     from collapsebench.rewards import REWARDS
 
-    return [
-        (registry.kind, registry.get(name)) for registry in (POLICIES, MODELS, REWARDS) if name in registry
-    ]
+    return POLICIES, MODELS, REWARDS
+
+
+def _components_named(name: str) -> list[tuple[str, Any]]:
+    """(kind, factory) of each registered policy, model or reward called ``name``."""
+    return [(registry.kind, registry.get(name)) for registry in _component_registries() if name in registry]
 
 
 def _parameters(factory: Any) -> dict[str, Any]:

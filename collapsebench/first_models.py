@@ -4,11 +4,11 @@ Generation 0 trains a fresh model on the real data alone, so every agent of a gr
 model and seed trains the same first model, and on the image worlds it is the dearest fit of the
 lineage (Digits: 300k images, against 40k per later generation; CIFAR-10: 20M, against one epoch).
 ``FirstModelCache`` keeps each fitted state in a folder under a key that digests everything the fit
-reads: the model's class and the parameters of its fit, the training items and their weights, the fit's random
-stream, and the software and thread settings that decide its floating point. A hit restores the bits a
-fit would have produced (the state dicts are what checkpoints resume from), so results are the same
-with and without the cache. Files are ``.npz`` of numeric arrays, never pickled; a folder belongs to
-one machine, like the store's checkpoints.
+reads: the model's class and the parameters of its fit, the training items and their weights, the
+fit's random stream, and the software and thread settings that decide its floating point. A hit
+restores the bits a fit would have produced (the state dicts are what checkpoints resume from), so
+results are the same with and without the cache. Files are ``.npz`` of numeric arrays, never
+pickled; a folder belongs to one machine, like the store's checkpoints.
 """
 
 from __future__ import annotations
