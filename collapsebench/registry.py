@@ -7,13 +7,14 @@ warns, which hides typos in plugins), and looking up an unknown name lists the n
 from __future__ import annotations
 
 import difflib
-import inspect
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from importlib import import_module
 from pathlib import Path
 from typing import Generic, TypeVar
+
+from collapsebench._params import parameter_names
 
 T = TypeVar("T")
 
@@ -114,18 +115,11 @@ def close_name_hint(name: str, names: Iterable[str]) -> str:
 
 def _unknown_parameter(factory: Callable[..., object], kwargs: dict[str, object]) -> str | None:
     """``no parameter 'lamb' (did you mean 'lam'?); its parameters: lam`` for the first keyword the
-    factory does not take; None where it takes them all (or any keyword)."""
-    try:
-        parameters = inspect.signature(factory).parameters
-    except (TypeError, ValueError):  # no signature to read (a builtin)
+    factory does not take (a base class's, passed on through ``**kwargs``, count as its own); None
+    where it takes them all (or any keyword)."""
+    names = parameter_names(factory)
+    if names is None:
         return None
-    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
-        return None
-    names = [
-        name
-        for name, parameter in parameters.items()
-        if parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    ]
     for keyword in kwargs:
         if keyword not in names:
             hint = close_name_hint(keyword, names)

@@ -112,8 +112,36 @@ def test_bad_constructor_arguments_name_the_component():
         "(did you mean 'n_components'?)"
     )
     assert "environment creator" not in str(refusal.value)
-    with pytest.raises(TypeError, match=re.escape("RealOnly() takes no arguments")):  # no signature to list
+    with pytest.raises(TypeError, match=re.escape("no parameter 'keep'; its parameters: none")):
         cb.make_policy("real-only", keep=1)
+
+
+def test_a_misspelt_parameter_of_a_base_class_gets_the_nearest_name():
+    """A subclass that passes ``**kwargs`` on to its base (the flows, the image models) takes the
+    base's parameters as its own: a misspelt one gets a hint among all of them."""
+
+    class Base:
+        def __init__(self, lr: float = 1e-3, steps: int = 10) -> None:
+            self.lr, self.steps = lr, steps
+
+    class Child(Base):
+        def __init__(self, hidden: int = 8, **kwargs: object) -> None:
+            super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    registry: Registry[object] = Registry("thing")
+    registry.register("child")(Child)
+    registry.register("open")(lambda **kwargs: Base(**kwargs))  # a function taking any keyword
+    with pytest.raises(TypeError) as refusal:
+        registry.make("child", lrr=0.1)
+    assert str(refusal.value) == (
+        "cannot build thing 'child' with {'lrr': 0.1}: no parameter 'lrr' (did you mean 'lr'?); "
+        "its parameters: hidden, lr, steps"
+    )
+    assert registry.make("child", steps=3, hidden=2).steps == 3  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="unexpected keyword argument"):  # no list to offer
+        registry.make("open", x=1, y=2)
+    with pytest.raises(TypeError, match=re.escape("(did you mean 'lr'?); its parameters: bins, tail_bound")):
+        cb.make_model("spline-flow", lrr=0.1)  # a real one: the flows' shared settings count
 
 
 def test_registry_iterates_sorted_and_unregisters():
