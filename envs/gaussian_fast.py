@@ -33,6 +33,7 @@ this path has no items, only statistics; the loop and λ play the part of the po
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
@@ -58,12 +59,13 @@ _DOUBLES_PER_PAGE = 512  # 4 KiB
 
 @dataclass(frozen=True)
 class GaussianLineages:
-    """Fitted parameters of every lineage at every generation."""
+    """Fitted parameters of every lineage at the kept generations (by default every one, 0..T)."""
 
-    mean: np.ndarray  # (generations + 1, n_lineages) fitted mean μ̂_t
-    std: np.ndarray  # (generations + 1, n_lineages) the model's std τ·σ̂_t (σ̂_t fitted, τ the temperature)
+    mean: np.ndarray  # (kept generations, n_lineages) fitted mean μ̂_t
+    std: np.ndarray  # (kept generations, n_lineages) the model's std τ·σ̂_t (σ̂_t fitted, τ the temperature)
     true_mean: float
     true_std: float
+    generations: np.ndarray  # (kept generations,) the generation t of each row, increasing
 
     @property
     def std_ratio(self) -> np.ndarray:
@@ -87,9 +89,8 @@ class GaussianLineages:
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy rows: lineage, generation, metric (std_ratio, w2_to_truth, tail_mass), value."""
-        generations, lineages = self.mean.shape
         index = pd.MultiIndex.from_product(
-            [range(generations), range(lineages)], names=["generation", "lineage"]
+            [self.generations, range(self.mean.shape[1])], names=["generation", "lineage"]
         )
         frame = pd.DataFrame(
             {
@@ -126,6 +127,7 @@ def gaussian_lineages(
     policy_kwargs: dict[str, Any] | None = None,
     seed: int = 0,
     workers: int | None = None,
+    kept_generations: Iterable[int] | None = None,
     **env_kwargs: Any,
 ) -> GaussianLineages:
     """``n_lineages`` lineages of ``env_id`` under the baseline ``policy``, simulated exactly: equal in
@@ -133,7 +135,7 @@ def gaussian_lineages(
     comes from the env's spec; ``env_kwargs`` override the settings in ``WORLD_SETTINGS`` as they do
     in ``cb.make`` (``model_kwargs`` adjust the spec's). Supported
     (dynamics, policy) pairs: ``EXACT_AGENTS``; the Gaussian's ``unbiased`` and ``temperature`` come
-    from ``model_kwargs``."""
+    from ``model_kwargs``. ``kept_generations``: as in ``simulate_gaussian_lineages``."""
     env_spec = spec(env_id)
     ignored = sorted(set(env_kwargs) - set(WORLD_SETTINGS))
     if ignored:
@@ -162,6 +164,7 @@ def gaussian_lineages(
         temperature=model.temperature,
         seed=seed,
         workers=workers,
+        kept_generations=kept_generations,
     )
 
 
@@ -200,7 +203,7 @@ def expected_std_ratio(runs: pd.DataFrame, n_lineages: int = 20_000, seed: int =
             run["env_id"], run["model"], config.get("dynamics"), run["policy"], run["policy"]
         ):
             continue
-        ratio = gaussian_lineages(
+        lineages = gaussian_lineages(
             run["env_id"],
             run["policy"],
             n_lineages,
@@ -208,14 +211,15 @@ def expected_std_ratio(runs: pd.DataFrame, n_lineages: int = 20_000, seed: int =
             seed=seed,
             model_kwargs=parse_canonical_json(run["model_params"]),
             **{setting: config[setting] for setting in _WORLD_CONFIG},
-        ).std_ratio
+        )
+        ratio = lineages.std_ratio
         curves.append(
             pd.DataFrame(
                 {
                     **{column: run[column] for column in agent if column != "policy_params"},
                     "params": run["policy_params"],
                     **{column: run[column] for column in extra},
-                    "generation": np.arange(len(ratio)),
+                    "generation": lineages.generations,
                     "metric": "std_ratio",
                     "value": ratio.mean(axis=1),
                     "ci95": 1.96 * ratio.std(axis=1, ddof=1) / np.sqrt(n_lineages),
@@ -242,10 +246,15 @@ def simulate_gaussian_lineages(
     seed: int = 0,
     workers: int | None = None,
     temperature: float = 1.0,
+    kept_generations: Iterable[int] | None = None,
 ) -> GaussianLineages:
     """Simulate ``n_lineages`` independent lineages for generations 0..``generations`` (see module doc)
     on ``workers`` threads (default: one per available core). Each fit samples N(μ̂, (τ·σ̂)²) for the
-    ``temperature`` τ, as the ``gaussian`` model does."""
+    ``temperature`` τ, as the ``gaussian`` model does.
+
+    ``kept_generations``: the generations whose fits are returned (default: every one). The result
+    holds 16 bytes per lineage and kept generation (every generation of 10,000 × 1,000: 160 MB);
+    keeping fewer leaves every kept value the same, bit for bit."""
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {tuple(LOOPS)}, got {loop!r}")
     n, m = check_world(lam, n_real, n_synthetic)
@@ -253,10 +262,13 @@ def simulate_gaussian_lineages(
     workers = optional_integer("workers", workers, 1)  # None: one per core
     mean, std = number_in("mean", mean, "(-inf, inf)"), number_in("std", std, "(0, inf)")
     unbiased, temperature = flag("unbiased", unbiased), check_temperature(temperature)
+    kept = _kept_generations(kept_generations, generations)
     n_blocks = -(-n_lineages // LINEAGES_PER_STREAM)
-    shape = (generations + 1, n_blocks * LINEAGES_PER_STREAM)
+    shape = (len(kept), n_blocks * LINEAGES_PER_STREAM)
+    row_of = np.full(generations + 1, -1)  # generation → its row in the result; -1: not kept
+    row_of[kept] = np.arange(len(kept))
     simulation = _Simulation(
-        LOOPS[loop], lam, n, m, mean, std, unbiased, temperature, np.empty(shape), np.empty(shape)
+        LOOPS[loop], lam, n, m, mean, std, unbiased, temperature, row_of, np.empty(shape), np.empty(shape)
     )
     seeds = np.random.SeedSequence(seed).spawn(n_blocks)
     streams = [np.random.Generator(np.random.SFC64(block_seed)) for block_seed in seeds]
@@ -270,7 +282,23 @@ def simulate_gaussian_lineages(
             job.result()
         for job in [threads.submit(simulation.run, streams[s[0] : s[-1] + 1], int(s[0])) for s in shares]:
             job.result()
-    return GaussianLineages(simulation.means[:, :n_lineages], simulation.stds[:, :n_lineages], mean, std)
+    return GaussianLineages(
+        simulation.means[:, :n_lineages], simulation.stds[:, :n_lineages], mean, std, kept
+    )
+
+
+def _kept_generations(kept: Iterable[int] | None, generations: int) -> np.ndarray:
+    """The generations to keep, increasing and without repeats; every one, 0..T, for None."""
+    if kept is None:
+        return np.arange(generations + 1)
+    if isinstance(kept, str) or not isinstance(kept, Iterable):
+        raise ValueError(f"kept_generations must be generations in 0..{generations}, got {kept!r}")
+    chosen = [integer("each kept generation", generation, 0) for generation in kept]
+    if not chosen or max(chosen) > generations:
+        raise ValueError(
+            f"kept_generations must be one or more generations in 0..{generations}, got {list(kept)!r}"
+        )
+    return np.unique(chosen)
 
 
 class _Fit(NamedTuple):
@@ -299,6 +327,7 @@ class _Simulation:
     std: float
     unbiased: bool
     temperature: float
+    row_of: np.ndarray  # (generations + 1,) each generation's row in the result, -1 if not kept
     means: np.ndarray
     stds: np.ndarray
 
@@ -313,15 +342,23 @@ class _Simulation:
 
     def run(self, streams: list[np.random.Generator], first_block: int) -> None:
         blocks = slice(first_block, first_block + len(streams))
-        generations = self.means.shape[0] - 1
-        # This thread's columns as (generation, block, lineage in block) views: indexing is cheap.
-        means = self.means.reshape(generations + 1, -1, LINEAGES_PER_STREAM)[:, blocks]
-        stds = self.stds.reshape(generations + 1, -1, LINEAGES_PER_STREAM)[:, blocks]
+        generations = len(self.row_of) - 1
+        # This thread's columns as (kept generation, block, lineage in block) views: indexing is cheap.
+        means = self.means.reshape(len(self.means), -1, LINEAGES_PER_STREAM)[:, blocks]
+        stds = self.stds.reshape(len(self.stds), -1, LINEAGES_PER_STREAM)[:, blocks]
+        # A generation that is not kept is written to one of two scratch rows: a child's row is never
+        # its parent's.
+        scratch = np.empty((2, 2, *means.shape[1:]))
+
+        def fit(t: int) -> _Fit:
+            row = self.row_of[t]
+            return _Fit(means[row], stds[row]) if row >= 0 else _Fit(*scratch[t % 2])
 
         real = self.group(self.draw(streams, 1, self.n), self.n, self.mean, self.std)  # generation 0
         real = _Group(real.mean[0], real.var[0])
-        np.copyto(means[0], real.mean)
-        np.copyto(stds[0], self.finish(real.var, 1.0 / self.n))
+        first = fit(0)
+        np.copyto(first.mean, real.mean)
+        np.copyto(first.std, self.finish(real.var, 1.0 / self.n))
         loop = self.loop(self, real)
         # Draw buffers, reused chunk after chunk: a fresh 0.6 MB array each time would be fresh pages.
         synthetic_buffer = self.draw_buffer(len(streams))
@@ -337,10 +374,10 @@ class _Simulation:
             )
             for step, t in enumerate(range(start, start + count)):
                 loop.advance(
-                    _Fit(means[t - 1], stds[t - 1]),
+                    fit(t - 1),
                     _Group(synthetic.mean[step], synthetic.var[step]),
                     None if fresh is None else _Group(fresh.mean[step], fresh.var[step]),
-                    _Fit(means[t], stds[t]),
+                    fit(t),
                 )
 
     @staticmethod

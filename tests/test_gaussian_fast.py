@@ -11,7 +11,12 @@ from scipy.stats import ks_2samp
 
 import collapsebench as cb
 from collapsebench.envs.gaussian import c4
-from collapsebench.envs.gaussian_fast import expected_std_ratio, gaussian_lineages, simulate_gaussian_lineages
+from collapsebench.envs.gaussian_fast import (
+    LOOPS,
+    expected_std_ratio,
+    gaussian_lineages,
+    simulate_gaussian_lineages,
+)
 from collapsebench.metrics import tail_mass
 from collapsebench.store import ResultsStore
 
@@ -93,6 +98,41 @@ def test_result_depends_on_the_seed_not_on_the_thread_count():
     other_seed = simulate_gaussian_lineages(2500, 40, "fresh", lam=0.5, seed=8, workers=3)
     assert not np.array_equal(one_thread.std, other_seed.std)
     assert len(np.unique(one_thread.std[-1])) == 2500  # no two lineages share a stream
+
+
+@pytest.mark.parametrize("loop", list(LOOPS))
+def test_kept_generations_are_the_full_results_rows_bit_for_bit(loop):
+    # The kept run first: its rows cannot then be memory the full run left with the same values.
+    kept = simulate_gaussian_lineages(
+        2500, 40, loop, lam=0.5, seed=7, workers=3, kept_generations=[40, 1, 7, 7]
+    )
+    everything = simulate_gaussian_lineages(2500, 40, loop, lam=0.5, seed=7, workers=1)
+    assert np.array_equal(everything.generations, np.arange(41))
+    assert kept.generations.tolist() == [1, 7, 40] and kept.mean.shape == (3, 2500)
+    assert np.array_equal(kept.mean, everything.mean[[1, 7, 40]])
+    assert np.array_equal(kept.std, everything.std[[1, 7, 40]])
+    frame = kept.to_frame()
+    assert sorted(set(frame["generation"])) == [1, 7, 40]
+    last = frame[(frame["generation"] == 40) & (frame["metric"] == "std_ratio")]["value"]
+    assert np.array_equal(last.to_numpy(), everything.std_ratio[40])
+
+
+def test_kept_generations_through_an_env_id_and_their_validation():
+    lineages = gaussian_lineages("Gaussian-mix-v0", "lambda-mix", 10, {"lam": 0.5}, kept_generations=[100])
+    assert lineages.generations.tolist() == [100]
+    assert np.array_equal(
+        lineages.std, gaussian_lineages("Gaussian-mix-v0", "lambda-mix", 10, {"lam": 0.5}).std[[100]]
+    )
+    for kept, message in [
+        ([3], "kept_generations must be one or more generations in 0..2, got [3]"),
+        ([], "kept_generations must be one or more generations in 0..2, got []"),
+        ([-1], "each kept generation must be an integer ≥ 0, got -1"),
+        ([1.5], "each kept generation must be an integer ≥ 0, got 1.5"),
+        ("12", "kept_generations must be generations in 0..2, got '12'"),
+        (2, "kept_generations must be generations in 0..2, got 2"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            simulate_gaussian_lineages(3, 2, "mix", kept_generations=kept)
 
 
 def test_exact_tail_mass_is_the_metric_on_many_draws_from_each_fitted_gaussian():

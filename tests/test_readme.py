@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from collapsebench.envs.gaussian import c4
 from collapsebench.models import MODELS
 from collapsebench.policies import POLICIES
 from collapsebench.scoring import METRICS
@@ -43,6 +45,10 @@ def test_readme_example_runs(index, tmp_path, monkeypatch):
         assert namespace["lineages"].std_ratio.shape == (1001, 10_000)
         assert abs(namespace["lineages"].std_ratio[-1].mean() - 1.0) < 0.05  # λ = 0.5: stable
         assert namespace["replace"].std_ratio.shape == (1001, 10_000)
+        assert namespace["late"].generations.tolist() == [100, 1000]
+        late = namespace["late"].std_ratio  # E[σ_t]/σ = c4(n)^(t+1), within 5 standard errors
+        error = np.abs(late.mean(axis=1) - c4(100) ** np.array([101, 1001]))
+        assert np.all(error < 5 * late.std(axis=1) / np.sqrt(late.shape[1]))
     else:
         env = namespace["env"]
         obs, _ = env.reset(seed=0)
