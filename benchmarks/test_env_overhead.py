@@ -82,29 +82,55 @@ def test_env_bookkeeping_overhead(benchmark, monkeypatch, report, env_id):
     assert 0.0 < overhead < 1.0
 
 
-def test_env_bookkeeping_alone(benchmark, monkeypatch, report):
+# Numeric work put between two steps in place of scoring (not timed): does the env's own code run
+# slower after it? One kernel stays in the core's caches (np.sin over 64 KB, 300 times: ≈ 25 ms), one
+# streams memory (three sums over 32 MB: ≈ 3.5 ms).
+_SMALL, _LARGE = np.linspace(0.0, 1.0, 8_000), np.linspace(0.0, 1.0, 4_000_000)
+KERNELS: dict[str, Callable[[], object]] = {
+    "none": lambda: None,
+    "in-cache compute": lambda: [np.sin(_SMALL) for _ in range(300)],
+    "memory streaming": lambda: [_LARGE.sum() for _ in range(3)],
+}
+
+
+@pytest.mark.parametrize("kernel", list(KERNELS))
+def test_env_bookkeeping_alone(benchmark, monkeypatch, report, kernel):
     """The same steps with fit, sample and score replaced by instant stand-ins: what the env itself
-    costs per step on warm caches, in absolute terms."""
+    costs per step, in absolute terms; the score stand-in runs one of ``KERNELS`` first, untimed."""
     benchmark.group = "env bookkeeping alone: Gaussian-mix-v0"
     env, policy = cb.make("Gaussian-mix-v0"), cb.make_policy("lambda-mix", lam=0.5)
     actions = episode_actions(env, policy)
     samples = env.unwrapped.model.sample(env.unwrapped.n_eval, np.random.default_rng(0))
     metrics = {name: 0.0 for name in env.unwrapped.metrics}
     model_class = MODELS.get(env.unwrapped.model_name)
+    inside = Stopwatch()
+    run_kernel = KERNELS[kernel]
+
+    def stand_in_score(evaluation, names):
+        run_kernel()
+        return metrics
+
     monkeypatch.setattr(model_class, "fit", lambda self, data, rng: None)
     monkeypatch.setattr(model_class, "sample", lambda self, n, rng: samples[:n])
-    monkeypatch.setattr(env_module, "score", lambda evaluation, names: metrics)
+    monkeypatch.setattr(env_module, "score", inside.wrap(stand_in_score))
+    per_step: list[float] = []
 
     def new_episode() -> None:  # not timed
         env.reset(seed=0)
+        inside.seconds = 0.0
 
     def steps() -> None:
+        started = time.perf_counter()
         for action in actions:
             env.step(action)
+        per_step.append((time.perf_counter() - started - inside.seconds) / len(actions))
 
-    benchmark.pedantic(steps, setup=new_episode, rounds=20, iterations=1, warmup_rounds=2)
-    per_step = benchmark.stats.stats.median / len(actions)
-    report(f"env bookkeeping alone: {1e6 * per_step:.0f} µs per step on Gaussian-mix-v0 (warm caches)")
+    rounds = 20 if kernel == "none" else 5
+    benchmark.pedantic(steps, setup=new_episode, rounds=rounds, iterations=1, warmup_rounds=1)
+    report(
+        f"env bookkeeping alone: {1e6 * float(np.median(per_step[1:])):.0f} µs per step on Gaussian-mix-v0, "
+        f"kernel between steps: {kernel} (median of {rounds} episodes)"
+    )
 
 
 @pytest.mark.parametrize("quick", [False])
@@ -113,38 +139,3 @@ def test_demo_end_to_end(benchmark, tmp_path: Path, quick: bool):
     benchmark.pedantic(
         run_demo, args=(tmp_path / "demo",), kwargs={"quick": quick, "progress": False}, rounds=1
     )
-
-
-def test_python_runs_slower_right_after_a_numeric_kernel(benchmark, report):
-    """Context for the in-episode bookkeeping figure: a few µs of interpreted code (a dict loop, two
-    small numpy calls), run once and 20 times in a row, timed warm and right after a scoring-sized
-    numeric kernel (sorting a 1000 × 1000 distance matrix). Where the extra time after the kernel is
-    about the same for 1 and 20 runs, it is a fixed cost of the machine's, paid by whatever Python runs
-    first after a kernel, however little."""
-    benchmark.group = "interpreted code after a numeric kernel"
-    points = np.random.default_rng(0).normal(size=(1000, 1))
-
-    def kernel() -> None:
-        np.sort((points - points.T) ** 2, axis=1)
-
-    def snippet() -> float:
-        table = {i: str(i) for i in range(50)}
-        weights = np.zeros(200)
-        weights[: len(table)] = 1.0
-        return float(weights.sum())
-
-    def time_snippets(before: Callable[[], object], repeats: int) -> float:
-        before()
-        started = time.perf_counter()
-        for _ in range(repeats):
-            snippet()
-        return time.perf_counter() - started
-
-    benchmark.pedantic(kernel, rounds=5, iterations=1)  # the kernel's own time, for scale
-    for repeats in (1, 20):
-        warm = float(np.median([time_snippets(lambda: None, repeats) for _ in range(200)]))
-        after_kernel = float(np.median([time_snippets(kernel, repeats) for _ in range(200)]))
-        report(
-            f"interpreted snippet × {repeats}: {1e6 * warm:.1f} µs warm, {1e6 * after_kernel:.1f} µs "
-            f"right after a numeric kernel (median of 200): {1e6 * (after_kernel - warm):.0f} µs more"
-        )
