@@ -296,7 +296,7 @@ def _kept_generations(kept: Iterable[int] | None, generations: int) -> np.ndarra
     chosen = [integer("each kept generation", generation, 0) for generation in kept]
     if not chosen or max(chosen) > generations:
         raise ValueError(
-            f"kept_generations must be one or more generations in 0..{generations}, got {list(kept)!r}"
+            f"kept_generations must be one or more generations in 0..{generations}, got {chosen!r}"
         )
     return np.unique(chosen)
 
