@@ -42,9 +42,18 @@ def test_the_catalog_holds_every_family_and_dynamics():
         assert without_sizes(v1) == without_sizes(v0)
 
 
+def has_newer_version(env_id: str) -> bool:
+    name, version = env_id.rsplit("-v", 1)
+    return f"{name}-v{int(version) + 1}" in ALL_ENVS
+
+
 @pytest.mark.parametrize("env_id", ALL_ENVS)
 def test_check_env_passes_with_the_spec_defaults(env_id):
-    env = cb.make(env_id, **fast_model(env_id))
+    if has_newer_version(env_id):  # kept so that old results can be re-run, and gymnasium says so
+        with pytest.warns(DeprecationWarning, match=f"{re.escape(env_id)} is out of date"):
+            env = cb.make(env_id, **fast_model(env_id))
+    else:
+        env = cb.make(env_id, **fast_model(env_id))
     check_env(env.unwrapped, skip_render_check=True)
 
 
@@ -160,7 +169,8 @@ def _real_images_per_generation(env_id: str) -> list[set[bytes]]:
 def test_fresh_images_are_new_draws_only_below_the_whole_train_split():
     """What the image envs' docstrings say: a finite split drawn whole each generation is the same
     images (fresh-v0 at its defaults runs as mix-v0); fresh-v1 draws half the split, new each time."""
-    whole = _real_images_per_generation("Digits-fresh-v0")
+    with pytest.warns(DeprecationWarning, match="Digits-fresh-v0 is out of date"):
+        whole = _real_images_per_generation("Digits-fresh-v0")
     assert len(whole[0]) > 1000 and whole[0] == whole[1] == whole[2]
     half = _real_images_per_generation("Digits-fresh-v1")
     assert all(len(draw) == 650 for draw in half)  # 8×8 digits: no two alike in the split
