@@ -35,9 +35,13 @@ class GaussianMLE(GenerativeModel):
         self.mean_: np.ndarray | None = None
         self.cov_: np.ndarray | None = None
 
+    @property
+    def min_train_items(self) -> int:
+        return 2  # a covariance needs two points
+
     def fit(self, data: WeightedData, rng: np.random.Generator) -> None:
         x, w = _as_2d(data.samples), data.weights
-        if len(x) < 2:
+        if len(x) < self.min_train_items:
             raise ValueError("the Gaussian needs at least 2 training items with positive weight")
         mean = w @ x
         centered = x - mean
@@ -108,13 +112,17 @@ class GaussianMixtureModel(GenerativeModel):
             warm_start=flag("warm_start", warm_start),
         )
 
+    @property
+    def min_train_items(self) -> int:
+        return int(self._mixture.n_components)  # scikit-learn's EM needs an item per component
+
     def fit(self, data: WeightedData, rng: np.random.Generator) -> None:
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
 
         x = _as_2d(data.samples if data.is_uniform else data.resample(rng))
-        if len(x) < self._mixture.n_components:
+        if len(x) < self.min_train_items:
             raise ValueError(f"{len(x)} training items for {self._mixture.n_components} mixture components")
         self._mixture.random_state = int(rng.integers(2**31))
         with warnings.catch_warnings():

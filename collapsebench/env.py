@@ -181,6 +181,12 @@ class CollapseEnv(gym.Env[Observation, np.ndarray]):
         self._model_template = (
             model if isinstance(model, GenerativeModel) else make_model(model, **(model_kwargs or {}))
         )
+        if self.n_real < self._model_template.min_train_items:
+            raise ValueError(
+                f"n_real={self.n_real} is too few: model {self._model_template.name!r} trains on at least "
+                f"{self._model_template.min_train_items} items, and generation 0 trains on the n_real real "
+                "items alone"
+            )
         self.warm_start = warm_start
         self.headline_metric = headline_metric
         self.sample_reward = (

@@ -116,6 +116,12 @@ class GenerativeModel(ABC):
         """``params`` that the fit reads: all but the sampling parameters."""
         return {key: value for key, value in self.params.items() if key not in self.sampling_params}
 
+    @property
+    def min_train_items(self) -> int:
+        """The fewest items ``fit`` can train on. An env whose real set is smaller is refused when it
+        is built, since generation 0 trains on the real set alone."""
+        return 1
+
     @abstractmethod
     def fit(self, data: WeightedData, rng: np.random.Generator) -> None:
         """Train on ``data``. A model that was fitted before continues from its current parameters."""

@@ -441,6 +441,34 @@ def test_a_bad_world_or_env_setting_is_refused_when_the_env_is_made(env_id, kwar
         cb.make(env_id, **kwargs)
 
 
+def test_a_real_set_smaller_than_the_model_can_train_on_is_refused_when_the_env_is_made():
+    """Generation 0 trains on the real set alone: fewer items than the model needs fail for certain."""
+    for env_id, kwargs, message in [
+        ("GMM2D-mix-v0", {"n_real": 7}, "n_real=7 is too few: model 'gmm' trains on at least 8 items"),
+        (
+            "GMM2D-mix-v0",
+            {"n_real": 3, "model_kwargs": {"n_components": 4}},
+            "model 'gmm' trains on at least 4",
+        ),
+        (
+            "Gaussian-mix-v0",
+            {"n_real": 1},
+            "n_real=1 is too few: model 'gaussian' trains on at least 2 items",
+        ),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            cb.make(env_id, **kwargs)
+    smallest = cb.make("GMM2D-mix-v0", n_real=8, n_test=10, n_eval=10, generations=1)
+    obs, _ = smallest.reset(seed=0)
+    smallest.step(obs["valid"].astype(float))  # eight items train eight components
+    # A policy may still keep fewer items than the model needs: the step refuses, changing nothing.
+    fewer = obs["valid"].astype(float)
+    fewer[4:] = 0.0
+    with pytest.raises(ValueError, match="4 training items for 8 mixture components"):
+        smallest.step(fewer)
+    assert smallest.unwrapped.generation == 1
+
+
 def test_a_misspelt_setting_is_named_with_the_nearest_real_one():
     with pytest.raises(
         TypeError,
