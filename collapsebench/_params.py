@@ -64,7 +64,7 @@ def parameter_names(factory: Any) -> list[str] | None:
             inherited = parameter_names(parent) if parent is not object else None
             if inherited is None:
                 return None
-            names += [name for name in inherited if name not in names]
+            names += [base_name for base_name in inherited if base_name not in names]
         elif parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
             names.append(name)  # **kwargs comes last: own names are all in before inherited ones
     return names
