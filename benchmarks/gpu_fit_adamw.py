@@ -17,7 +17,7 @@ import collapsebench as cb
 from collapsebench.models import WeightedData
 
 images = np.random.default_rng(0).integers(0, 256, (100_000, 3, 32, 32), dtype=np.uint8)
-pool = WeightedData(images, np.full(len(images), 1 / len(images)))
+pool = WeightedData.uniform(images)
 model = cb.make_model("ddpm", initial_images=12_800, images_per_generation=50_000, compile=True)
 model.fit(pool, np.random.default_rng(0))  # builds and compiles
 default_adamw = torch.optim.AdamW

@@ -19,7 +19,7 @@ from collapsebench.baselines.diffusion import _Cast
 from collapsebench.models import WeightedData
 
 images = np.random.default_rng(0).integers(0, 256, (4096, 3, 32, 32), dtype=np.uint8)
-noise_data = WeightedData(images, np.full(len(images), 1 / len(images)))
+noise_data = WeightedData.uniform(images)
 
 # 1. sampling: network evaluations per second through model.sample (compiled, 10 DDIM steps)
 variants = () if "--skip-layouts" in sys.argv else ((1000, False), (2500, False), (1000, True))

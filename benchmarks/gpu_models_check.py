@@ -12,7 +12,7 @@ from collapsebench.metrics import frechet_distance, gaussian_statistics, precisi
 from collapsebench.models import WeightedData
 
 images = np.random.default_rng(0).integers(0, 256, (2000, 3, 32, 32), dtype=np.uint8)
-noise_data = WeightedData(images, np.full(len(images), 1 / len(images)))
+noise_data = WeightedData.uniform(images)
 for compiled in (False, True):
     model = cb.make_model("ddpm", initial_images=128, sample_steps=10, compile=compiled)
     model.fit(noise_data, np.random.default_rng(0))
@@ -24,7 +24,7 @@ for compiled in (False, True):
 digits = load_digits_images()
 features = make_features("digits-cnn")
 real = features(digits.test)
-train = WeightedData(digits.train, np.full(len(digits.train), 1 / len(digits.train)))
+train = WeightedData.uniform(digits.train)
 unet = {"widths": (64, 128), "attention_levels": (), "layers_per_block": 2, "batch_size": 128, "lr": 3e-4}
 for name in ("flow-matching", "ddpm"):
     model = cb.make_model(name, initial_images=150_000, **unet)

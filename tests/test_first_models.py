@@ -66,7 +66,7 @@ def test_a_sweep_shares_first_models_across_its_workers(tmp_path):
 
 def _fit_inputs(seed: int = 0, n: int = 50) -> tuple[WeightedData, np.random.Generator]:
     samples = np.random.default_rng(seed).normal(size=(n, 2))
-    return WeightedData(samples, np.full(n, 1 / n)), np.random.default_rng([seed, 7])
+    return WeightedData.uniform(samples), np.random.default_rng([seed, 7])
 
 
 def test_the_key_changes_with_everything_the_fit_reads(tmp_path):

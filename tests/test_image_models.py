@@ -25,7 +25,7 @@ def test_a_model_trained_on_gaussian_pixels_reproduces_their_moments(name, mean_
     mean = np.linspace(60, 200, 64).reshape(1, 8, 8)
     images = np.clip(np.rint(mean + 25 * rng.standard_normal((2000, 1, 8, 8))), 0, 255).astype(np.uint8)
     model = cb.make_model(name, initial_images=60_000, lr=1e-3, sample_steps=20)
-    model.fit(WeightedData(images, np.full(2000, 1 / 2000)), np.random.default_rng(0))
+    model.fit(WeightedData.uniform(images), np.random.default_rng(0))
     samples = model.sample(1000, np.random.default_rng(1)).astype(np.float64)
     assert np.abs(samples.mean(0) - images.mean(0)).max() < mean_error
     assert abs(samples.std(0).mean() / images.std(0).mean() - 1) < std_error
@@ -43,7 +43,7 @@ def test_training_honours_the_curation_weights():
 
 def test_state_dict_round_trip_and_warm_start_continue_from_the_same_weights():
     images = cb.make("Digits-mix-v0").unwrapped.real_data.arrays.train[:200]
-    data = WeightedData(images, np.full(200, 1 / 200))
+    data = WeightedData.uniform(images)
     model = cb.make_model("mlp-flow-matching", **TINY_MLP)
     model.fit(data, np.random.default_rng(0))
     restored = cb.make_model("mlp-flow-matching", **TINY_MLP)
