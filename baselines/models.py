@@ -133,12 +133,16 @@ class GaussianMixtureModel(GenerativeModel):
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         mixture = self._mixture
         counts = rng.multinomial(n, mixture.weights_ / mixture.weights_.sum())
-        covariances = self.temperature**2 * self._full_covariances()
+        covariances = self._sampled_covariances()
         parts = [
             rng.multivariate_normal(mean, cov, size=count, method="eigh")
             for mean, cov, count in zip(mixture.means_, covariances, counts, strict=True)
         ]
         return rng.permutation(np.concatenate(parts))
+
+    def _sampled_covariances(self) -> np.ndarray:
+        """Each component's covariance as sampled: the fitted one times τ²."""
+        return self.temperature**2 * self._full_covariances()
 
     def _full_covariances(self) -> np.ndarray:
         mixture = self._mixture
@@ -161,7 +165,7 @@ class GaussianMixtureModel(GenerativeModel):
         from scipy.stats import multivariate_normal
 
         mixture = self._mixture
-        covariances = self.temperature**2 * self._full_covariances()
+        covariances = self._sampled_covariances()
         components = [
             np.log(weight) + multivariate_normal(mean, cov, allow_singular=True).logpdf(x)
             for weight, mean, cov in zip(mixture.weights_, mixture.means_, covariances, strict=True)
@@ -171,7 +175,7 @@ class GaussianMixtureModel(GenerativeModel):
     def covariance(self) -> np.ndarray:
         weights, means = self._mixture.weights_, self._mixture.means_
         overall = weights @ means
-        within = np.einsum("k,kij->ij", weights, self.temperature**2 * self._full_covariances())
+        within = np.einsum("k,kij->ij", weights, self._sampled_covariances())
         between = np.einsum("k,ki,kj->ij", weights, means - overall, means - overall)
         return within + between
 
