@@ -26,7 +26,7 @@ from collapsebench.models import WeightedData
 from collapsebench.runner import run_key
 from collapsebench.store import ResultsStore
 
-from conftest import TINY_MLP, TINY_UNET
+from conftest import TINY_MLP, TINY_UNET, rollout
 
 
 def fitted_pair(name: str, data: WeightedData, temperature: float, **kwargs):
@@ -241,12 +241,9 @@ def test_the_exact_path_at_a_temperature_is_the_sample_path_in_distribution(loop
     world = {"generations": 10, "model_kwargs": {"temperature": 0.9}}
     env = cb.make(env_id, n_test=10, n_eval=10, metrics=("std_ratio",), headline_metric="std_ratio", **world)
     agent = cb.make_policy(policy, **kwargs)
-    ratios = np.empty((11, 300))
-    for seed in range(300):
-        obs, _ = env.reset(seed=seed)
-        for generation in range(11):
-            obs, _, _, _, info = env.step(agent(obs))
-            ratios[generation, seed] = info["metrics"]["std_ratio"]
+    ratios = np.array(
+        [[info["metrics"]["std_ratio"] for info in rollout(env, agent, seed)] for seed in range(300)]
+    ).T  # (generation, seed)
     fast = gaussian_lineages(env_id, policy, 4000, kwargs, seed=1, **world)
     for generation in (1, 5, 10):
         # 3 generations × 3 loops: a Bonferroni-safe level for 9 tests.
@@ -254,6 +251,15 @@ def test_the_exact_path_at_a_temperature_is_the_sample_path_in_distribution(loop
     # And not the τ = 1 loop: the test can tell them apart.
     untempered = gaussian_lineages(env_id, policy, 4000, kwargs, seed=1, generations=10)
     assert ks_2samp(ratios[10], untempered.std_ratio[10]).pvalue < 1e-3
+
+
+def assert_means_over_lineages_are(*pairs: tuple[np.ndarray, np.ndarray]) -> None:
+    """Each (simulated, closed form) pair: the mean over lineages of the simulated (generation,
+    lineage) values is the closed form within 4 standard errors, at generations 1, 5, 30 and 100."""
+    for t in (1, 5, 30, 100):
+        for simulated, closed_form in pairs:
+            standard_error = simulated[t].std() / np.sqrt(simulated[t].size)
+            assert abs(simulated[t].mean() - closed_form[t]) < 4 * standard_error, (t, closed_form[t])
 
 
 @pytest.mark.parametrize(
@@ -271,10 +277,7 @@ def test_the_closed_forms_at_a_temperature_are_the_simulated_lineages_means(loop
     # The mean's error from the real mean: the fixed real set's (generation 0 fits it) or the true one.
     centre = lineages.mean[0] if loop == "mix" else lineages.true_mean
     mean_errors = (lineages.mean - centre) ** 2
-    for t in (1, 5, 30, 100):
-        for simulated, closed_form in ((variance_ratios, expected), (mean_errors, moments[:, 0])):
-            standard_error = simulated[t].std() / np.sqrt(simulated[t].size)
-            assert abs(simulated[t].mean() - closed_form[t]) < 4 * standard_error, (t, closed_form[t])
+    assert_means_over_lineages_are((variance_ratios, expected), (mean_errors, moments[:, 0]))
     assert expected_variance_ratio(1.0, 20_000, loop=loop, temperature=temperature)[-1] == pytest.approx(
         stationary_variance_ratio(1.0, loop=loop, temperature=temperature), rel=1e-9
     )
@@ -287,13 +290,9 @@ def test_the_accumulated_moments_at_a_temperature_are_the_simulated_lineages_mea
     fitted = accumulated_moments(generations, temperature=temperature)
     variance_ratios = lineages.std_ratio**2
     mean_errors = (lineages.mean - lineages.mean[0]) ** 2
-    for t in (1, 5, 30, 100):
-        for simulated, closed_form in (
-            (variance_ratios, temperature**2 * fitted[:, 1]),
-            (mean_errors, fitted[:, 0]),
-        ):
-            standard_error = simulated[t].std() / np.sqrt(simulated[t].size)
-            assert abs(simulated[t].mean() - closed_form[t]) < 4 * standard_error, (t, closed_form[t])
+    assert_means_over_lineages_are(
+        (variance_ratios, temperature**2 * fitted[:, 1]), (mean_errors, fitted[:, 0])
+    )
 
 
 def test_sampling_bias_moves_the_threshold_and_the_fully_synthetic_limit():
@@ -330,13 +329,8 @@ def test_sampling_bias_keeps_precision_and_loses_recall_faster():
             model_kwargs={"n_components": 8, "temperature": temperature},
         )
         agent = cb.make_policy("full-synthetic")
-        finals = []
-        for seed in range(4):
-            obs, _ = env.reset(seed=seed)
-            for _ in range(9):
-                obs, _, _, _, info = env.step(agent(obs))
-            finals.append([info["metrics"]["precision"], info["metrics"]["recall"]])
-        return np.mean(finals, axis=0)
+        finals = [rollout(env, agent, seed)[-1]["metrics"] for seed in range(4)]
+        return np.mean([[final["precision"], final["recall"]] for final in finals], axis=0)
 
     unbiased, biased = final_precision_and_recall(1.0), final_precision_and_recall(0.8)
     assert biased[0] >= unbiased[0] and biased[0] > 0.95
