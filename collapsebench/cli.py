@@ -168,22 +168,18 @@ def _components_named(name: str) -> list[tuple[str, Any]]:
 def _parameters(factory: Any) -> dict[str, Any]:
     """A component's parameters with the defaults it is built with (those a base class takes through
     ``**kwargs`` included); one without a default reads "(required)"."""
-    from collapsebench._params import bound_params
+    from collapsebench._params import bound_params, parameter_names
 
-    is_class = isinstance(factory, type)
-    parameters = bound_params(factory, (), {}, partial=True) if is_class else {}
-    signature = inspect.signature(factory.__init__ if is_class else factory)
-    for position, (parameter_name, parameter) in enumerate(signature.parameters.items()):
-        if (is_class and position == 0) or parameter.kind in (
-            parameter.VAR_POSITIONAL,
-            parameter.VAR_KEYWORD,
-        ):
-            continue  # self, *args, **kwargs
-        if parameter.default is parameter.empty:
-            parameters.setdefault(parameter_name, "(required)")
-        elif not is_class:
-            parameters[parameter_name] = parameter.default
-    return parameters
+    if isinstance(factory, type):
+        defaults = bound_params(factory, (), {}, partial=True)
+    else:
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(factory).parameters.items()
+            if parameter.default is not parameter.empty
+        }
+    names = parameter_names(factory)
+    return {name: defaults.get(name, "(required)") for name in (defaults if names is None else names)}
 
 
 @app.command()
