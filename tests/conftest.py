@@ -11,6 +11,8 @@ import collapsebench as cb
 
 # Small budgets for rollouts in tests; the specs keep the real ones.
 TINY = {"n_test": 40, "n_eval": 40, "generations": 3}
+# Scoring only std_ratio on ten items: for the Gaussian tests that read nothing but the fitted spread.
+STD_RATIO_ONLY = {"n_test": 10, "n_eval": 10, "metrics": ("std_ratio",), "headline_metric": "std_ratio"}
 
 
 # Flows train for thousands of steps in the specs; a few dozen are enough to exercise the contract.

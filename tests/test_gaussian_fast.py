@@ -20,7 +20,8 @@ from collapsebench.envs.gaussian_fast import (
 from collapsebench.metrics import tail_mass
 from collapsebench.store import ResultsStore
 
-CHEAP = {"n_test": 10, "n_eval": 10, "metrics": ("std_ratio",), "headline_metric": "std_ratio"}
+from conftest import STD_RATIO_ONLY
+
 SAMPLE_PATH = {  # the four loops, and two of the pairs that are a loop at an extreme λ
     "replace": ("Gaussian-replace-v0", "full-synthetic", {}),
     "mix": ("Gaussian-mix-v0", "lambda-mix", {"lam": 1.0}),
@@ -39,7 +40,7 @@ GENERATIONS, CHECKED = 20, (1, 5, 20)
 def sample_path(loop: str, seeds: int) -> tuple[np.ndarray, np.ndarray]:
     """Fitted means and stds of the sample-based env, (generations + 1, seeds)."""
     env_id, policy, kwargs = SAMPLE_PATH[loop]
-    env = cb.make(env_id, generations=GENERATIONS, **CHEAP, **WORLD.get(loop, {}))
+    env = cb.make(env_id, generations=GENERATIONS, **STD_RATIO_ONLY, **WORLD.get(loop, {}))
     agent = cb.make_policy(policy, **kwargs)
     means, stds = np.empty((GENERATIONS + 1, seeds)), np.empty((GENERATIONS + 1, seeds))
     for seed in range(seeds):

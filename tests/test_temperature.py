@@ -26,7 +26,7 @@ from collapsebench.models import WeightedData
 from collapsebench.runner import run_key
 from collapsebench.store import ResultsStore
 
-from conftest import TINY_MLP, TINY_UNET, rollout
+from conftest import STD_RATIO_ONLY, TINY_MLP, TINY_UNET, rollout
 
 
 def fitted_pair(name: str, data: WeightedData, temperature: float, **kwargs):
@@ -205,7 +205,6 @@ def test_the_fully_synthetic_gaussian_shrinks_as_tau_c4_to_the_t_plus_one():
 
 def test_a_tempered_runs_exact_expectation_is_simulated_at_its_temperature(tmp_path):
     store = ResultsStore(tmp_path / "results.sqlite")
-    cheap = {"n_test": 10, "n_eval": 10, "metrics": ("std_ratio",), "headline_metric": "std_ratio"}
     for temperature in (1.0, 0.9):
         cb.evaluate(
             "Gaussian-replace-v0",
@@ -213,7 +212,7 @@ def test_a_tempered_runs_exact_expectation_is_simulated_at_its_temperature(tmp_p
             seeds=0,
             generations=5,
             model_kwargs={"temperature": temperature},
-            env_kwargs=cheap,
+            env_kwargs=STD_RATIO_ONLY,
             store=store,
             progress=False,
         )
@@ -239,7 +238,7 @@ def test_the_exact_path_at_a_temperature_is_the_sample_path_in_distribution(loop
 
     env_id, policy, kwargs = SAMPLE_PATH[loop]
     world = {"generations": 10, "model_kwargs": {"temperature": 0.9}}
-    env = cb.make(env_id, n_test=10, n_eval=10, metrics=("std_ratio",), headline_metric="std_ratio", **world)
+    env = cb.make(env_id, **STD_RATIO_ONLY, **world)
     agent = cb.make_policy(policy, **kwargs)
     ratios = np.array(
         [[info["metrics"]["std_ratio"] for info in rollout(env, agent, seed)] for seed in range(300)]
